@@ -1,0 +1,1 @@
+"""Pure alerting: spike detection over window statistics, alert formats and webhook delivery."""

@@ -1,0 +1,24 @@
+"""The model section of finmon's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+
+
+class ModelSettings(BaseModel):
+    """Which model folder to load and where to run it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path = Field(DEFAULT_MODEL_DIR, description="Model folder (manifest.json, ONNX variants, tokenizer).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="cuda: fp16 on the CUDA provider; cpu: int8; auto: CUDA when this build offers it."
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Documents per inference call.")
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: all cores).")
+    verify_checksums: bool = Field(True, description="Check every model file against its sha256 at load.")

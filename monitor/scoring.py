@@ -1,0 +1,92 @@
+"""Offline scoring of a CSV or JSONL file, one JSON line out per document in, in input order."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from models.dataset import record_text
+from models.errors import DataError, InvalidTextError
+from models.runtime import Classifier, check_texts
+
+CHUNK = 512
+
+
+def read_documents(path: Path) -> Iterator[dict[str, Any]]:
+    """Documents of a CSV (column ``text``) or JSONL file (``text``, or ``title`` + ``body``)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise DataError(f"{path}: unsupported format {suffix or '(none)'}; use .csv or .jsonl")
+    with path.open(encoding="utf-8", newline="") as handle:
+        if suffix == ".csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise DataError(f"{path}: CSV needs a 'text' column")
+            yield from (dict(row) for row in reader)
+            return
+        yield from _jsonl(handle)
+
+
+def _jsonl(handle: TextIO) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield {"_error": ("invalid_json", f"line {number}: {exc.msg}")}
+            continue
+        yield record if isinstance(record, dict) else {"_error": ("schema", f"line {number}: not a JSON object")}
+
+
+def _text(document: dict[str, Any]) -> object:
+    if "text" in document:
+        return document["text"]
+    return record_text(document) if ("title" in document or "body" in document) else None
+
+
+def score_file(classifier: Classifier, source: Path, target: Path, progress: bool = True) -> dict[str, int]:
+    """Score ``source`` into ``target``; bad documents get an ``error`` line, never stop the run."""
+    counts = {"scored": 0, "rejected": 0}
+    with target.open("w", encoding="utf-8") as out, tqdm(desc="scoring", unit="doc", disable=not progress) as bar:
+        chunk: list[dict[str, Any]] = []
+        for document in read_documents(source):
+            chunk.append(document)
+            if len(chunk) >= CHUNK:
+                _score_chunk(classifier, chunk, out, counts)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            _score_chunk(classifier, chunk, out, counts)
+            bar.update(len(chunk))
+    return counts
+
+
+def _score_chunk(classifier: Classifier, chunk: list[dict[str, Any]], out: TextIO, counts: dict[str, int]) -> None:
+    lines: list[dict[str, Any] | None] = [None] * len(chunk)
+    good: list[int] = []
+    for i, document in enumerate(chunk):
+        error = document.get("_error")
+        text = _text(document)
+        if error is None:
+            try:
+                check_texts([text])
+                good.append(i)
+                continue
+            except InvalidTextError as exc:
+                error = (exc.reason, exc.detail)
+        lines[i] = {"id": document.get("id"), "error": {"reason": error[0], "detail": error[1]}}
+    predictions = classifier.predict([_text(chunk[i]) for i in good])
+    for i, prediction in zip(good, predictions, strict=True):
+        lines[i] = {"id": chunk[i].get("id"), **prediction.as_dict()}
+    for line in lines:
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    counts["rejected"] += len(chunk) - len(good)
+    counts["scored"] += len(good)

@@ -1,0 +1,156 @@
+"""A tiny real training run of the shipped base encoder: train -> export -> parity -> score."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="the [train] extra is part of the test setup (make test installs it)")
+
+from models.artifact import load_artifact
+from models.errors import ExportCheckError
+from monitor.cli import main
+
+pytestmark = pytest.mark.integration
+
+COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka"]
+
+
+def write_data(folder: Path) -> tuple[Path, Path]:
+    rng = random.Random(3)
+    sentiment = folder / "sentiment.csv"
+    topic = folder / "topic.jsonl"
+    rows = ["text,label"]
+    for i, company in enumerate(COMPANIES * 3):
+        rows.append(f"{company} shares plunge {i}% after profit warning,0")
+        rows.append(f"{company} raises full-year guidance as sales jump {i}%,1")
+        rows.append(f"{company} to present at investor conference on day {i},2")
+    rows.append("Acme shares plunge 0% after profit warning https://t.co/dup,0")  # a repost
+    sentiment.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with topic.open("w", encoding="utf-8") as handle:
+        for i, company in enumerate(COMPANIES * 2):
+            handle.write(
+                json.dumps(
+                    {
+                        "text": f"{company} declares quarterly dividend of {rng.randint(1, 90)} cents",
+                        "label": "Dividend",
+                    }
+                )
+                + "\n"
+            )
+            handle.write(
+                json.dumps({"text": f"Oil rises {i}% as {company} sees tight supply", "label": "Energy / Oil"}) + "\n"
+            )
+    return sentiment, topic
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("train")
+    sentiment, topic = write_data(folder)
+    code = main(
+        [
+            "train",
+            "--sentiment-data",
+            str(sentiment),
+            "--topic-data",
+            str(topic),
+            "--output",
+            str(folder / "model"),
+            "--checkpoint",
+            str(folder / "checkpoint"),
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--validation-fraction",
+            "0.25",
+            "--model-version",
+            "test-tiny",
+            "--min-int8-agreement",
+            "0.5",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    return folder
+
+
+def test_training_writes_a_complete_checked_model_folder(trained: Path) -> None:
+    artifact = load_artifact(trained / "model")
+    manifest = artifact.manifest
+    assert artifact.version == "test-tiny"
+    assert set(artifact.variants) == {"int8", "fp16"}
+    assert not (trained / "model" / "model.fp32.onnx").exists()
+    assert manifest["export"]["parity_max_abs_diff"] <= manifest["export"]["parity_atol"] == 1e-4
+    assert min(manifest["export"]["int8_agreement"].values()) >= 0.5
+    assert manifest["examples"]["read"] == 8 * 3 * 3 + 1 + 8 * 2 * 2
+    assert manifest["examples"]["after_dedup"] == manifest["examples"]["read"] - 1
+    for variant in ("validation_fp32", "validation_int8"):
+        for head in ("sentiment", "topic"):
+            assert 0.0 <= manifest["metrics"][variant][head]["accuracy"] <= 1.0
+            assert "confusion_matrix" in manifest["metrics"][variant][head]
+    assert {d["head"] for d in manifest["datasets"]} == {"sentiment", "topic"}
+    assert manifest["hyperparameters"]["max_steps"] == 4
+    assert manifest["history"][0]["step"] == 4
+
+
+def test_the_trained_model_scores_a_file(trained: Path) -> None:
+    source = trained / "docs.jsonl"
+    source.write_text('{"id": "x1", "text": "Hooli shares plunge after profit warning"}\n{"id": "x2", "text": ""}\n')
+    out = trained / "scored.jsonl"
+    assert (
+        main(
+            ["score", "--input", str(source), "--output", str(out), "--model", str(trained / "model"), "--no-progress"]
+        )
+        == 0
+    )
+    first, second = (json.loads(line) for line in out.read_text().splitlines())
+    assert first["id"] == "x1" and first["model_version"] == "test-tiny"
+    assert first["sentiment"] in ("negative", "neutral", "positive")
+    assert second["error"]["reason"] == "empty_text"
+
+
+def test_export_from_checkpoint_reproduces_the_model(trained: Path) -> None:
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(trained / "checkpoint"),
+                "--output",
+                str(trained / "again"),
+                "--min-int8-agreement",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    first = load_artifact(trained / "model").manifest
+    again = load_artifact(trained / "again").manifest
+    assert again["version"] == first["version"]
+    assert again["files"]["tokenizer.json"] == first["files"]["tokenizer.json"]
+
+
+def test_export_refuses_when_int8_disagrees_too_often(trained: Path) -> None:
+    from models.tokenize import TextEncoder
+    from models.training.checkpoint import load_checkpoint
+    from models.training.export import export_artifact
+
+    model, record, texts = load_checkpoint(trained / "checkpoint")
+    encoder = TextEncoder.from_file(trained / "checkpoint" / "tokenizer.json", 32)
+    with pytest.raises(ExportCheckError, match="int8 agrees with fp32 on only"):
+        export_artifact(
+            model,
+            encoder,
+            trained / "checkpoint" / "tokenizer.json",
+            trained / "refused",
+            texts,
+            record,
+            min_int8_agreement=1.01,
+        )

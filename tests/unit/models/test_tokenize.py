@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from models.tokenize import TextEncoder
+
+
+@pytest.fixture
+def encoder(tiny_model: Path) -> TextEncoder:
+    return TextEncoder.from_file(tiny_model / "tokenizer.json", max_length=8)
+
+
+def test_padding_is_to_the_longest_document_of_the_batch(encoder: TextEncoder) -> None:
+    batch = encoder.encode(["good", "bad oil w1"])
+    assert batch.shape == (2, 5)  # [CLS] bad oil w1 [SEP]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch.input_ids[0, 3:].tolist() == [encoder.pad_id, encoder.pad_id]
+    assert batch.truncated == 0
+
+
+def test_long_text_keeps_head_and_tail(encoder: TextEncoder) -> None:
+    words = " ".join(f"w{i}" for i in range(20))
+    ids, cut = encoder.ids(words)
+    assert cut
+    assert len(ids) == 8
+    vocab = encoder._tokenizer.get_vocab()
+    kept = [encoder._tokenizer.id_to_token(i) for i in ids]
+    assert kept == ["[CLS]", "w0", "w1", "w2", "w17", "w18", "w19", "[SEP]"]
+    assert vocab["[CLS]"] == encoder.cls_id
+
+
+def test_batch_counts_truncated_documents(encoder: TextEncoder) -> None:
+    batch = encoder.encode(["good", " ".join(["w1"] * 30), " ".join(["w2"] * 6)])
+    assert batch.truncated == 1
+    assert batch.shape == (3, 8)
+
+
+def test_head_fraction_one_keeps_only_the_head(tiny_model: Path) -> None:
+    enc = TextEncoder.from_file(tiny_model / "tokenizer.json", max_length=5, head_fraction=1.0)
+    ids, _ = enc.ids("w1 w2 w3 w4 w5")
+    assert [enc._tokenizer.id_to_token(i) for i in ids] == ["[CLS]", "w1", "w2", "w3", "[SEP]"]

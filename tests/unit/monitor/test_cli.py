@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", "--input", "missing.csv", "--output", "x.jsonl"],
+        ["score", "--bogus"],
+        ["evaluate", "--data", "missing.csv", "--task", "sentiment"],
+        ["evaluate", "--data", "pyproject.toml", "--task", "mood"],
+        ["train", "--output", "out", "--epochs", "0"],
+        ["nonsense"],
+    ],
+)
+def test_bad_flags_and_files_are_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "error:" in err
+
+
+def test_bad_model_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good"}\n')
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(
+        ["score", "--input", str(source), "--output", str(tmp_path / "o.jsonl"), "--model", str(tmp_path / "empty")],
+        capsys,
+    )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"finmon: error: model folder {tmp_path / 'empty'} has no manifest.json"
+
+
+def test_bad_setting_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FINMON_MODEL__BATCH_SIZE", "lots")
+    code, _, err = run(["config", "show"], capsys)
+    assert code == 2
+    assert err.startswith("finmon: error: invalid setting FINMON_MODEL__BATCH_SIZE")
+
+
+def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FINMON_KAFKA__SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("FINMON_MODEL__DEVICE", "cpu")
+    code, out, _ = run(["config", "show"], capsys)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["model"]["device"] == "cpu"
+    assert shown["kafka"]["sasl_password"] == "**********"
+    assert "hunter2" not in out
+
+
+def test_score_jsonl_keeps_order_and_ids_and_reports_bad_lines(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                '{"id": "a", "text": "good dividend"}',
+                '{"id": "b", "title": "bad", "body": "oil w1"}',
+                '{"id": "c", "text": ""}',
+                "{broken",
+                '{"id": "e", "text": 17}',
+                '{"text": "flat fed"}',
+            ]
+        )
+        + "\n"
+    )
+    target = tmp_path / "out.jsonl"
+    code, _, err = run(
+        ["score", "--input", str(source), "--output", str(target), "--model", str(tiny_model), "--no-progress"], capsys
+    )
+    assert code == 0, err
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line.get("id") for line in lines] == ["a", "b", "c", None, "e", None]
+    assert (lines[0]["sentiment"], lines[0]["topic"]) == ("positive", "Dividend")
+    assert (lines[1]["sentiment"], lines[1]["topic"]) == ("negative", "Energy / Oil")
+    assert [lines[i]["error"]["reason"] for i in (2, 3, 4)] == ["empty_text", "invalid_json", "wrong_type"]
+    assert lines[5]["topic"] == "Fed / Central Banks"
+    assert lines[0]["model_version"] == "tiny-1"
+    assert "scored 3, rejected 3" in err
+
+
+def test_score_csv(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('id,text\n1,"good\nipo"\n2,bad\n')
+    target = tmp_path / "out.jsonl"
+    code, _, _ = run(
+        ["score", "--input", str(source), "--output", str(target), "--model", str(tiny_model), "--no-progress"], capsys
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [(x["id"], x["sentiment"]) for x in lines] == [("1", "positive"), ("2", "negative")]
+    assert lines[0]["topic"] == "IPO"
+
+
+def test_csv_without_text_column(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("headline\nhello\n")
+    code, _, err = run(
+        ["score", "--input", str(source), "--output", str(tmp_path / "o"), "--model", str(tiny_model)], capsys
+    )
+    assert code == 2
+    assert "CSV needs a 'text' column" in err
+
+
+def test_evaluate_reports_metrics(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "labeled.csv"
+    data.write_text("text,label\ngood w1,positive\nbad w2,negative\ngood w3,negative\n")
+    out_json = tmp_path / "m.json"
+    code, out, _ = run(
+        ["evaluate", "--data", str(data), "--task", "sentiment", "--model", str(tiny_model), "--json", str(out_json)],
+        capsys,
+    )
+    assert code == 0
+    assert "accuracy 0.6667" in out
+    assert json.loads(out_json.read_text())["confusion_matrix"][0] == [1, 0, 1]
+
+
+def test_console_script_exit_code() -> None:
+    result = subprocess.run([sys.executable, "-m", "monitor.cli", "score"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
