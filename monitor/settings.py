@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.settings import ModelSettings
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 
 
 class ConfigError(Exception):
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     model: ModelSettings = ModelSettings()
     kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    stream: StreamSettings = StreamSettings()
+    windows: WindowSettings = WindowSettings()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -22,3 +22,51 @@ class KafkaSettings(BaseModel):
     ssl_cafile: str | None = Field(None, description="CA bundle used to verify the brokers (SSL, SASL_SSL).")
     ssl_certfile: str | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: str | None = Field(None, description="Client private key for mutual TLS.")
+
+
+class TopicSettings(BaseModel):
+    """Topic names (every stage reads one topic and writes another)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    news: str = "news"
+    scored: str = "news.scored"
+    dlq: str = "news.dlq"
+    trends: str = "sentiment.trends"
+    partitions: int = Field(1, ge=1, description="Partitions of topics finmon creates (existing ones are kept).")
+    replication: int = Field(1, ge=1, description="Replication factor of topics finmon creates.")
+
+
+class StreamSettings(BaseModel):
+    """The worker: consumer group, batching, input limits, web endpoint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    app_id: str = Field("finmon", description="Consumer group and prefix of internal topics.")
+    batch_max: int = Field(64, ge=1, le=10_000, description="Most documents classified in one batch.")
+    batch_within: float = Field(0.1, gt=0, description="Seconds to wait for a batch to fill before scoring it.")
+    max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger messages are dead-lettered, too_large.")
+    max_text_chars: int = Field(100_000, ge=1, description="Longer title + body is dead-lettered, too_large.")
+    session_timeout: float = Field(
+        10.0, gt=0, description="Consumer group session timeout (seconds); long inference never blocks heartbeats."
+    )
+    heartbeat_interval: float = Field(3.0, gt=0)
+    producer_batch_one: bool = Field(
+        False, description="Send each message in its own batch (needed for exact changelog recovery on Tansu only)."
+    )
+    web_host: str = Field("127.0.0.1", description="Bind address of /metrics and /health.")
+    web_port: int = Field(6066, ge=0, le=65535)
+    data_dir: str = Field("var/finmon", description="Faust's local state folder.")
+
+
+class WindowSettings(BaseModel):
+    """Trend windows by event time (published_at)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tumbling_seconds: int = Field(60, ge=1)
+    hopping_seconds: int = Field(900, ge=1)
+    hopping_step_seconds: int = Field(60, ge=1)
+    grace_seconds: int = Field(30, ge=0, description="How late an event may arrive and still be counted.")
+    max_future_seconds: int = Field(300, ge=0, description="Events further ahead of the clock are not counted.")
+    emit_interval: float = Field(2.0, gt=0, description="Seconds between trend updates and window-closing checks.")

@@ -1,0 +1,89 @@
+"""Streaming commands: worker, feed, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from monitor.cli import UsageError, existing_file, positive_int
+from monitor.settings import Settings
+
+log = logging.getLogger("finmon")
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Load the model first (a bad model refuses to start), then run the faust worker."""
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from models.runtime import Classifier
+    from streams.app import create_worker
+    from streams.metrics import WorkerMetrics
+    from streams.topics import ensure_topics
+
+    if not settings.kafka.bootstrap_servers:
+        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
+    model = settings.model
+    classifier = Classifier.load(
+        model.path,
+        device=model.device,
+        threads=model.threads,
+        batch_size=model.batch_size,
+        verify_checksums=model.verify_checksums,
+    )
+    info = classifier.describe()
+    print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    metrics = WorkerMetrics(CollectorRegistry())
+    app = create_worker(settings.kafka, settings.topics, settings.stream, settings.windows, classifier, metrics)
+    web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
+    print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
+    faust.Worker(app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True).execute_from_commandline()
+    return 0
+
+
+def feed(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.feed import FeedOptions, run_feed
+
+    if not settings.kafka.bootstrap_servers:
+        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+    options = FeedOptions(
+        rate=args.rate,
+        count=args.count,
+        replay=args.replay,
+        seed=args.seed,
+        surge_key=args.surge,
+        surge_at=args.surge_at,
+        surge_seconds=args.surge_seconds,
+    )
+    sent = asyncio.run(run_feed(settings.kafka, settings.topics.news, options))
+    print(f"finmon feed: sent {sent} documents to {settings.topics.news}")
+    return 0
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(settings, duration=args.duration, rate=args.rate)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("worker", help="run the streaming worker against a Kafka cluster")
+    p.set_defaults(handler=worker)
+    p = sub.add_parser("feed", help="send a synthetic stream or replay a file onto the news topic")
+    p.add_argument("--rate", type=float, default=20.0, help="documents per second")
+    p.add_argument("--count", type=positive_int, help="stop after this many documents (default: endless)")
+    p.add_argument("--replay", type=existing_file, help="CSV/JSONL file to replay instead of synthetic news")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--surge", help="inject a negative surge on this topic name or ticker")
+    p.add_argument("--surge-at", type=float, default=30.0, help="seconds after start")
+    p.add_argument("--surge-seconds", type=float, default=60.0)
+    p.set_defaults(handler=feed)
+    p = sub.add_parser("demo", help="embedded broker + worker + feed + live terminal view")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--rate", type=float, default=20.0, help="feed documents per second")
+    p.set_defaults(handler=demo)
+
+
+REGISTER = [register]

@@ -1,0 +1,183 @@
+"""``finmon feed``: a realistic synthetic stream of financial headlines, or a replayed file.
+
+The synthetic generator is plain code (seeded, clock injected); the loop sends at a fixed rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from streams.settings import KafkaSettings
+
+COMPANIES = [
+    ("Apple", "AAPL"),
+    ("Microsoft", "MSFT"),
+    ("Tesla", "TSLA"),
+    ("Nvidia", "NVDA"),
+    ("Amazon", "AMZN"),
+    ("JPMorgan", "JPM"),
+    ("Exxon Mobil", "XOM"),
+    ("Pfizer", "PFE"),
+    ("Boeing", "BA"),
+    ("Netflix", "NFLX"),
+    ("Goldman Sachs", "GS"),
+    ("Chevron", "CVX"),
+    ("Intel", "INTC"),
+    ("Walmart", "WMT"),
+    ("Ford", "F"),
+]
+SOURCES = ["Newswire", "MarketDesk", "FinWire", "Street Journal", "Global Markets Daily"]
+
+TEMPLATES: dict[str, dict[str, list[str]]] = {
+    "negative": {
+        "Earnings": [
+            "{c} cuts full-year outlook after weak quarter ${t}",
+            "{c} issues profit warning, shares slump",
+            "{c} misses earnings estimates as margins shrink ${t}",
+        ],
+        "Analyst Update": [
+            "{bank} downgrades {c} to sell on slowing demand ${t}",
+            "{c} cut to underperform at {bank}, price target lowered",
+        ],
+        "Stock Movement": ["{c} shares tumble {n}% after guidance cut ${t}", "${t} sinks {n}% in heavy selling"],
+        "Legal / Regulation": ["Regulators open probe into {c} accounting ${t}", "{c} fined over data breach"],
+        "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops on surprise inventory build"],
+        "Macro": ["Inflation unexpectedly accelerates, stocks fall", "Factory output contracts for third month"],
+    },
+    "neutral": {
+        "Company / Product News": [
+            "{c} to present at investor conference next week ${t}",
+            "{c} unveils new product line ${t}",
+        ],
+        "Personnel Change": ["{c} names new chief financial officer ${t}"],
+        "Fed / Central Banks": ["Fed officials meet this week to discuss rates", "ECB keeps rates unchanged"],
+        "Markets": ["Stocks open mixed ahead of jobs data", "Treasury yields steady before auction"],
+        "Dividend": ["{c} declares regular quarterly dividend ${t}"],
+    },
+    "positive": {
+        "Earnings": ["{c} beats estimates and raises full-year guidance ${t}", "{c} posts record quarterly profit"],
+        "Dividend": ["{c} raises dividend {n}% and expands buyback ${t}"],
+        "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside ${t}"],
+        "Stock Movement": ["{c} shares jump {n}% on strong demand ${t}", "${t} rallies {n}% to record high"],
+        "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal ${t}"],
+        "IPO": ["Chipmaker IPO soars {n}% in trading debut"],
+    },
+}
+BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferies"]
+MIX = {"negative": 0.25, "neutral": 0.45, "positive": 0.30}
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    rate: float = 20.0
+    count: int | None = None
+    replay: Path | None = None
+    seed: int = 7
+    surge_key: str | None = None
+    surge_at: float = 30.0
+    surge_seconds: float = 60.0
+    surge_share: float = 0.7
+
+
+class SyntheticNews:
+    """Seeded generator of news documents; during a surge most items are negative about one key."""
+
+    def __init__(self, options: FeedOptions, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.options = options
+        self.rng = random.Random(options.seed)
+        self.clock = clock
+        self.started: float | None = None
+
+    def in_surge(self, now: datetime) -> bool:
+        if not self.options.surge_key:
+            return False
+        if self.started is None:
+            self.started = now.timestamp()
+        elapsed = now.timestamp() - self.started
+        return self.options.surge_at <= elapsed < self.options.surge_at + self.options.surge_seconds
+
+    def next(self) -> dict[str, Any]:
+        now = self.clock()
+        rng = self.rng
+        company, ticker = rng.choice(COMPANIES)
+        if self.in_surge(now) and rng.random() < self.options.surge_share:
+            sentiment, topic, company, ticker = self._surge(rng, company, ticker)
+        else:
+            sentiment = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+            topic = rng.choice(list(TEMPLATES[sentiment]))
+        title = rng.choice(TEMPLATES[sentiment][topic]).format(
+            c=company, t=ticker, n=rng.randint(2, 25), bank=rng.choice(BANKS)
+        )
+        return {
+            "id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "published_at": now.isoformat(),
+            "source": rng.choice(SOURCES),
+            "title": title,
+            "body": "",
+            "lang": "en",
+            "tickers": [ticker],
+        }
+
+    def _surge(self, rng: random.Random, company: str, ticker: str) -> tuple[str, str, str, str]:
+        key = self.options.surge_key or ""
+        by_ticker = {t: c for c, t in COMPANIES}
+        if key.upper() in by_ticker:
+            topic = rng.choice(["Earnings", "Stock Movement", "Analyst Update", "Legal / Regulation"])
+            return "negative", topic, by_ticker[key.upper()], key.upper()
+        topic = key if key in TEMPLATES["negative"] else rng.choice(list(TEMPLATES["negative"]))
+        return "negative", topic, company, ticker
+
+
+def replay(path: Path) -> Iterator[dict[str, Any]]:
+    """Documents of a CSV/JSONL file, with an id and a current published_at when missing."""
+    from monitor.scoring import read_documents
+
+    for number, document in enumerate(read_documents(path), start=1):
+        if "_error" in document:
+            continue
+        doc = dict(document)
+        doc.setdefault("id", f"{path.stem}-{number}")
+        if not doc.get("title") and not doc.get("body"):
+            doc["title"] = doc.pop("text", "")
+        doc.setdefault("published_at", datetime.now(UTC).isoformat())
+        yield doc
+
+
+async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: asyncio.Event | None = None) -> int:
+    """Send documents at ``options.rate`` per second until the count, the file or ``stop`` ends it."""
+    from streams.topics import client_options
+
+    producer = AIOKafkaProducer(**client_options(kafka))  # type: ignore[arg-type]
+    await producer.start()
+    sent = 0
+    source: Iterator[dict[str, Any]] = replay(options.replay) if options.replay else _endless(SyntheticNews(options))
+    began = time.monotonic()
+    try:
+        for document in source:
+            if (options.count is not None and sent >= options.count) or (stop is not None and stop.is_set()):
+                break
+            await producer.send(topic, json.dumps(document).encode(), key=str(document["id"]).encode())
+            sent += 1
+            delay = began + sent / options.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _endless(generator: SyntheticNews) -> Iterator[dict[str, Any]]:
+    while True:
+        yield generator.next()

@@ -1,0 +1,204 @@
+"""The Faust worker: three short agents and a timer wired around the plain pipeline code.
+
+news --score--> news.scored (+ news.dlq) --fan out per scope--> <app>-trend-events (keyed by scope|key)
+--windows (changelogged tables)--> sentiment.trends, with a timer that closes windows on the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from models.runtime import Classifier
+from streams.decode import Limits
+from streams.metrics import WorkerMetrics
+from streams.records import dumps
+from streams.scoring import Message, score_batch
+from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
+from streams.windows import SEP, TrendWindows, WindowSpec
+
+log = logging.getLogger(__name__)
+EXPIRY_EVERY = 30.0
+
+
+def broker_url(kafka: KafkaSettings) -> str:
+    servers = (kafka.bootstrap_servers or "").replace(" ", "")
+    return ";".join(f"kafka://{server}" for server in servers.split(",") if server)
+
+
+def credentials(kafka: KafkaSettings) -> Any:
+    """SASL/TLS options passed through to the Kafka client; None for plaintext."""
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+        if kafka.ssl_certfile:
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context else None
+
+
+def window_specs(windows: WindowSettings) -> list[WindowSpec]:
+    return [
+        WindowSpec(f"{windows.tumbling_seconds}s", windows.tumbling_seconds, windows.tumbling_seconds),
+        WindowSpec(f"{windows.hopping_seconds}s", windows.hopping_seconds, windows.hopping_step_seconds),
+    ]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
+    return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
+
+
+def create_worker(
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    stream: StreamSettings,
+    windows: WindowSettings,
+    classifier: Classifier,
+    metrics: WorkerMetrics,
+    clock: Callable[[], float] = time.time,
+) -> faust.App:
+    """A configured faust App; run it with faust.Worker."""
+    app = faust.App(
+        stream.app_id,
+        broker=broker_url(kafka),
+        broker_credentials=credentials(kafka),
+        store="memory://",
+        topic_partitions=topics.partitions,
+        topic_replication_factor=topics.replication,
+        broker_session_timeout=stream.session_timeout,
+        broker_heartbeat_interval=stream.heartbeat_interval,
+        producer_max_batch_size=1 if stream.producer_batch_one else 16384,
+        web_bind=stream.web_host,
+        web_port=stream.web_port,
+        web_host=stream.web_host,
+        datadir=stream.data_dir,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        web_in_thread=False,
+    )
+    raw: dict[str, Any] = {
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": topics.partitions,
+        "replicas": topics.replication,
+    }
+    news = app.topic(topics.news, **raw)
+    scored = app.topic(topics.scored, **raw)
+    dlq = app.topic(topics.dlq, **raw)
+    trends = app.topic(topics.trends, **raw)
+    trend_events = app.topic(f"{stream.app_id}-trend-events", internal=True, **raw)
+    table: dict[str, Any] = {"partitions": topics.partitions, "key_type": str}
+    buckets = app.Table("trend-buckets", default=None, **table)
+    seen = app.Table("trend-seen", default=None, **table)
+    state = TrendWindows(buckets, seen, window_specs(windows), windows.grace_seconds, windows.max_future_seconds)
+    limits = Limits(stream.max_message_bytes, stream.max_text_chars)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finmon-inference")
+    pending: list[tuple[Any, str, int]] = []
+    info = classifier.describe()
+    metrics.model(info["version"], info["provider"], info["precision"])
+
+    @app.agent(news)
+    async def score(events_stream: Any) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in events_stream.take_events(stream.batch_max, within=stream.batch_within):
+            messages = [
+                Message(e.message.value, e.message.key, e.message.topic, e.message.partition, e.message.offset)
+                for e in events
+            ]
+            metrics.consumed.inc(len(messages))
+            result = await loop.run_in_executor(executor, score_batch, messages, classifier, limits)
+            scored_out, dead_out = result.outputs()
+            sent = [await scored.send(key=k, value=v, timestamp=ts) for k, v, ts in scored_out]
+            sent += [await dlq.send(key=k, value=v) for k, v in dead_out]
+            await asyncio.gather(*sent)  # offsets commit only after every output is acknowledged
+            metrics.observe_inference(result.timings)
+            now = clock()
+            for doc, record in result.scored:
+                metrics.scored.labels(topic=record["topic"], sentiment=record["sentiment"]).inc()
+                metrics.event_to_scored.observe(max(0.0, now - doc.published_at.timestamp()))
+            for letter in result.dead:
+                metrics.dead_letters.labels(reason=letter.reason).inc()
+
+    @app.agent(scored)
+    async def fan_out(records: faust.StreamT) -> None:
+        async for value in records:
+            record = json.loads(value)
+            sent = []
+            for scope, key in scope_keys(record):
+                event = {
+                    "scope": scope,
+                    "key": key,
+                    "id": record["id"],
+                    "published_at": record["published_at"],
+                    "sentiment": record["sentiment"],
+                    "score": record["score"],
+                }
+                sent.append(await trend_events.send(key=f"{scope}{SEP}{key}".encode(), value=dumps(event)))
+            await asyncio.gather(*sent)
+
+    @app.agent(trend_events)
+    async def window(events_stream: faust.StreamT) -> None:
+        async for event in events_stream.events():
+            item = json.loads(event.value)
+            moment = faust.utils.iso8601.parse(item["published_at"]).timestamp()
+            outcome = state.add(
+                item["scope"], item["key"], item["id"], moment, item["sentiment"], float(item["score"]), clock()
+            )
+            metrics.window_events.labels(scope=item["scope"], outcome=outcome.reason).inc()
+            here = event.message.partition
+            for entry in [p for p in pending if p[2] == here][:200]:
+                entry[0].pop(entry[1], None)
+                pending.remove(entry)
+
+    last_expiry = [0.0]
+
+    @app.timer(interval=windows.emit_interval)
+    async def emit() -> None:
+        now = clock()
+        records = state.updates(now) + state.close(now)
+        sent = [await trends.send(key=f"{r['scope']}{SEP}{r['key']}".encode(), value=dumps(r)) for r in records]
+        await asyncio.gather(*sent)
+        for r in records:
+            metrics.trend_records.labels(final=str(r["final"]).lower()).inc()
+        if now - last_expiry[0] >= EXPIRY_EVERY and not pending:
+            last_expiry[0] = now
+            for mapping, key in state.expired(now):
+                scope, name, _ = key.split(SEP, 2)
+                pending.append((mapping, key, partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)))
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        assigned = len(app.consumer.assignment()) if app.consumer else 0
+        metrics.assigned_partitions.set(assigned)
+        ready = assigned > 0
+        body = {"status": "ready" if ready else "starting", "model": info, "assigned_partitions": assigned}
+        return web.json(body, status=200 if ready else 503)
+
+    app.finmon_state = state  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,78 @@
+"""Every Prometheus metric of the worker, declared once against an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from models.runtime import Timings
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class WorkerMetrics:
+    """The worker's metrics; tests read them with ``registry.get_sample_value``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.consumed = Counter(
+            "finmon_documents_consumed_total", "Messages read from the news topic.", registry=registry
+        )
+        self.scored = Counter(
+            "finmon_documents_scored_total",
+            "Documents scored, by topic and sentiment.",
+            ["topic", "sentiment"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "finmon_documents_dead_lettered_total",
+            "Messages sent to the DLQ, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.window_events = Counter(
+            "finmon_window_events_total",
+            "Scored documents offered to the windows, by outcome (counted, duplicate, late beyond grace, future).",
+            ["scope", "outcome"],
+            registry=registry,
+        )
+        self.trend_records = Counter(
+            "finmon_trend_records_total", "Records produced to the trends topic.", ["final"], registry=registry
+        )
+        self.batch_size = Histogram(
+            "finmon_inference_batch_size", "Documents per inference batch.", buckets=BATCH_BUCKETS, registry=registry
+        )
+        self.inference_seconds = Histogram(
+            "finmon_inference_batch_seconds", "Model time per inference batch.", buckets=FAST_BUCKETS, registry=registry
+        )
+        self.tokenize_seconds = Histogram(
+            "finmon_tokenize_seconds", "Tokenization time per classify call.", buckets=FAST_BUCKETS, registry=registry
+        )
+        self.truncated = Counter(
+            "finmon_documents_truncated_total", "Documents cut to the model's maximum length.", registry=registry
+        )
+        self.event_to_scored = Histogram(
+            "finmon_event_to_scored_seconds",
+            "published_at to scored, in seconds.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "finmon_model_info", "The loaded model (value 1).", ["version", "provider", "precision"], registry=registry
+        )
+        self.model_loaded = Gauge("finmon_model_loaded", "1 once the model is loaded.", registry=registry)
+        self.assigned_partitions = Gauge(
+            "finmon_assigned_partitions", "Partitions assigned to this worker.", registry=registry
+        )
+
+    def observe_inference(self, timings: Timings) -> None:
+        self.tokenize_seconds.observe(timings.tokenize_seconds)
+        for size, seconds in zip(timings.batch_sizes, timings.inference_seconds, strict=True):
+            self.batch_size.observe(size)
+            self.inference_seconds.observe(seconds)
+        self.truncated.inc(timings.truncated)
+
+    def model(self, version: str, provider: str, precision: str) -> None:
+        self.model_info.labels(version=version, provider=provider, precision=precision).set(1)
+        self.model_loaded.set(1)

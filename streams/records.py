@@ -1,0 +1,88 @@
+"""The records that travel between finmon's topics (JSON, UTF-8, one per Kafka message)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class NewsDocument:
+    """A decoded, valid input document; unknown fields ride along in ``extra``."""
+
+    id: str
+    published_at: datetime
+    source: str
+    title: str
+    body: str
+    url: str | None = None
+    lang: str | None = None
+    tickers: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(part for part in (self.title.strip(), self.body.strip()) if part)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why a message could not be used, with the original bytes and where they came from."""
+
+    reason: str
+    detail: str
+    original: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "reason": self.reason,
+            "detail": self.detail[:1000],
+            "original_base64": base64.b64encode(self.original).decode("ascii"),
+            "original_bytes": len(self.original),
+            "key_base64": base64.b64encode(self.key).decode("ascii") if self.key is not None else None,
+            "source_topic": self.topic,
+            "source_partition": self.partition,
+            "source_offset": self.offset,
+            "received_at": iso(self.received_at),
+        }
+
+
+def scored_record(
+    document: NewsDocument, prediction: dict[str, Any], tickers: list[str], scored_at: datetime
+) -> dict[str, Any]:
+    """The ``news.scored`` record for a document and the model's answer."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": document.id,
+        "published_at": iso(document.published_at),
+        "source": document.source,
+        "title": document.title,
+        "tickers": tickers,
+        "topic": prediction["topic"],
+        "topic_scores": prediction["topic_scores"],
+        "sentiment": prediction["sentiment"],
+        "sentiment_scores": prediction["sentiment_scores"],
+        "score": prediction["score"],
+        "model_version": prediction["model_version"],
+        "scored_at": iso(scored_at),
+    }

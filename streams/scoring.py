@@ -1,0 +1,92 @@
+"""One batch through decode -> classify -> tag, as plain code shared by the worker and batch jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from models.errors import ModelError
+from models.runtime import Classifier, Timings
+from streams.decode import Limits, decode
+from streams.records import DeadLetter, NewsDocument, dumps, scored_record
+from streams.tickers import tag
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """The parts of a Kafka message the pipeline needs."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class BatchResult:
+    scored: list[tuple[NewsDocument, dict[str, Any]]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+
+    def outputs(self) -> tuple[list[tuple[bytes, bytes, float]], list[tuple[bytes | None, bytes]]]:
+        """(key, value, timestamp) for the scored topic, (key, value) for the DLQ."""
+        scored = [(doc.id.encode(), dumps(record), doc.published_at.timestamp()) for doc, record in self.scored]
+        dead = [(letter.key, dumps(letter.as_dict())) for letter in self.dead]
+        return scored, dead
+
+
+def score_batch(
+    messages: Sequence[Message],
+    classifier: Classifier,
+    limits: Limits,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BatchResult:
+    """Score what decodes; dead-letter what does not; an inference failure dead-letters its batch."""
+    result = BatchResult()
+    documents: list[NewsDocument] = []
+    for message in messages:
+        outcome = decode(
+            message.value,
+            limits,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+        )
+        if isinstance(outcome, DeadLetter):
+            result.dead.append(outcome)
+        else:
+            documents.append(outcome)
+    if not documents:
+        return result
+    try:
+        predictions = classifier.predict([doc.text for doc in documents], result.timings)
+    except ModelError as exc:
+        log.error("inference failed for a batch of %d documents: %s", len(documents), exc)
+        by_id = {doc.id: doc for doc in documents}
+        for message in messages:
+            doc_or_letter = decode(message.value, limits)
+            if isinstance(doc_or_letter, NewsDocument) and doc_or_letter.id in by_id:
+                result.dead.append(
+                    DeadLetter(
+                        "inference_error",
+                        str(exc),
+                        message.value or b"",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                    )
+                )
+        return result
+    scored_at = clock()
+    for doc, prediction in zip(documents, predictions, strict=True):
+        tickers = tag(doc.text, doc.tickers)
+        result.scored.append((doc, scored_record(doc, prediction.as_dict(), tickers, scored_at)))
+    return result

@@ -1,0 +1,45 @@
+"""Create the pipeline's topics when missing (existing topics are left as they are)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import KafkaSettings, TopicSettings
+
+log = logging.getLogger(__name__)
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, object]:
+    """aiokafka connection options from the settings (SASL/TLS passed through)."""
+    from streams.app import credentials
+
+    options: dict[str, object] = {
+        "bootstrap_servers": kafka.bootstrap_servers or "",
+        "security_protocol": kafka.security_protocol,
+    }
+    creds = credentials(kafka)
+    if creds is not None and getattr(creds, "ssl_context", None) is not None:
+        options["ssl_context"] = creds.ssl_context
+    if kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+    return options
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
+    """Create news, scored, DLQ and trends topics that do not exist yet; return the ones created."""
+    admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [topics.news, topics.scored, topics.dlq, topics.trends]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(name, topics.partitions, topics.replication) for name in missing])
+            log.info("created topics %s", ", ".join(missing))
+        return missing
+    finally:
+        await admin.close()

@@ -1,0 +1,174 @@
+"""Event-time windows of sentiment counts per (scope, key), counting each document id once.
+
+State lives in two mappings supplied by the caller (plain dicts in tests and batch rescoring,
+changelogged faust tables in the worker): ``buckets`` holds counts per bucket of ``bucket``
+seconds, ``seen`` the document ids already counted. A tumbling or hopping window is the sum of
+its buckets, so each document writes one bucket per scope whatever the number of windows.
+Windows close on the clock (``close``), never on the arrival of a later event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.records import SCHEMA_VERSION, iso
+
+SEP = "\x1f"
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A tumbling (step == size) or hopping window, in seconds."""
+
+    name: str
+    size: int
+    step: int
+
+    def starts_containing(self, moment: float) -> list[int]:
+        """Start times of the windows of this spec that contain ``moment``."""
+        last = int(moment // self.step) * self.step
+        return list(range(last - self.size + self.step, last + 1, self.step))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    counted: bool
+    reason: str  # counted | duplicate | late | future
+
+
+def bucket_key(scope: str, key: str, start: int) -> str:
+    return f"{scope}{SEP}{key}{SEP}{start}"
+
+
+def seen_key(scope: str, key: str, doc_id: str) -> str:
+    return f"{scope}{SEP}{key}{SEP}{doc_id}"
+
+
+def split_key(stored: str) -> tuple[str, str, str]:
+    scope, key, last = stored.split(SEP, 2)
+    return scope, key, last
+
+
+class TrendWindows:
+    """Counts per bucket, windows as sums of buckets, dedup by id, lateness and closing by clock."""
+
+    def __init__(
+        self,
+        buckets: MutableMapping[str, Any],
+        seen: MutableMapping[str, Any],
+        specs: list[WindowSpec],
+        grace: int,
+        max_future: int = 300,
+    ) -> None:
+        self.bucket = min(spec.step for spec in specs)
+        for spec in specs:
+            if spec.size % spec.step or spec.step % self.bucket:
+                raise ValueError(f"window {spec.name}: size must be a multiple of step, step of {self.bucket}s")
+        self.buckets = buckets
+        self.seen = seen
+        self.specs = specs
+        self.grace = grace
+        self.max_future = max_future
+        self.retention = max(spec.size for spec in specs) + grace
+        self.finalized: dict[tuple[str, str, str], int] = {}
+        self.dirty: set[tuple[str, str, str, int]] = set()
+
+    def add(
+        self, scope: str, key: str, doc_id: str, event_time: float, sentiment: str, score: float, now: float
+    ) -> Outcome:
+        """Count one scored document; a duplicate id, a late or a far-future event is not counted."""
+        start = int(event_time // self.bucket) * self.bucket
+        if start + self.bucket + self.grace <= now:
+            return Outcome(False, "late")
+        if event_time > now + self.max_future:
+            return Outcome(False, "future")
+        marker = seen_key(scope, key, doc_id)
+        if marker in self.seen:
+            return Outcome(False, "duplicate")
+        self.seen[marker] = start
+        stored = bucket_key(scope, key, start)
+        counts = dict(self.buckets.get(stored) or {"negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0})
+        counts[sentiment] = int(counts.get(sentiment, 0)) + 1
+        counts["score_sum"] = float(counts.get("score_sum", 0.0)) + float(score)
+        self.buckets[stored] = counts
+        for spec in self.specs:
+            for window_start in spec.starts_containing(event_time):
+                self.dirty.add((scope, key, spec.name, window_start))
+        return Outcome(True, "counted")
+
+    def result(self, scope: str, key: str, spec: WindowSpec, start: int, final: bool) -> dict[str, Any]:
+        """The ``sentiment.trends`` record of one window."""
+        counts = dict.fromkeys(SENTIMENTS, 0)
+        score_sum = 0.0
+        for bucket_start in range(start, start + spec.size, self.bucket):
+            stored = self.buckets.get(bucket_key(scope, key, bucket_start))
+            if stored:
+                for name in SENTIMENTS:
+                    counts[name] += int(stored.get(name, 0))
+                score_sum += float(stored.get("score_sum", 0.0))
+        total = sum(counts.values())
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "scope": scope,
+            "key": key,
+            "window": spec.name,
+            "window_start": iso(datetime.fromtimestamp(start, UTC)),
+            "window_end": iso(datetime.fromtimestamp(start + spec.size, UTC)),
+            "counts": counts,
+            "total": total,
+            "negative_share": round(counts["negative"] / total, 6) if total else 0.0,
+            "mean_score": round(score_sum / total, 6) if total else 0.0,
+            "final": final,
+        }
+
+    def updates(self, now: float) -> list[dict[str, Any]]:
+        """Current values of windows changed since the last call that are still open."""
+        specs = {spec.name: spec for spec in self.specs}
+        out = []
+        for scope, key, name, start in sorted(self.dirty):
+            spec = specs[name]
+            if start + spec.size + self.grace > now:
+                out.append(self.result(scope, key, spec, start, final=False))
+        self.dirty.clear()
+        return out
+
+    def _bucket_starts(self) -> dict[tuple[str, str], list[int]]:
+        found: dict[tuple[str, str], list[int]] = {}
+        for stored in list(self.buckets.keys()):
+            scope, key, start = split_key(stored)
+            found.setdefault((scope, key), []).append(int(start))
+        return found
+
+    def close(self, now: float) -> list[dict[str, Any]]:
+        """Final records of every window whose end plus grace has passed, each once per process."""
+        out = []
+        for (scope, key), starts in sorted(self._bucket_starts().items()):
+            for spec in self.specs:
+                done = self.finalized.get((scope, key, spec.name), -1)
+                closable = sorted(
+                    {
+                        w
+                        for b in starts
+                        for w in spec.starts_containing(b)
+                        if w > done and w + spec.size + self.grace <= now
+                    }
+                )
+                for window_start in closable:
+                    out.append(self.result(scope, key, spec, window_start, final=True))
+                if closable:
+                    self.finalized[(scope, key, spec.name)] = closable[-1]
+        return out
+
+    def expired(self, now: float) -> Iterator[tuple[MutableMapping[str, Any], str]]:
+        """(mapping, key) pairs whose every window has closed: safe to delete."""
+        horizon = now - self.retention - self.bucket
+        for stored in list(self.buckets.keys()):
+            if int(split_key(stored)[2]) < horizon:
+                yield self.buckets, stored
+        for stored in list(self.seen.keys()):
+            if int(self.seen[stored]) < horizon:
+                yield self.seen, stored

@@ -1,0 +1,84 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.windows import TrendWindows, WindowSpec
+
+MINUTE = WindowSpec("1m", 60, 60)
+HOP = WindowSpec("15m", 900, 60)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()
+
+
+def make(grace: int = 10) -> TrendWindows:
+    return TrendWindows({}, {}, [MINUTE, HOP], grace=grace)
+
+
+def test_hopping_window_starts() -> None:
+    assert MINUTE.starts_containing(T0 + 59.9) == [int(T0)]
+    assert HOP.starts_containing(T0 + 61) == [int(T0) + 60 - 840 + 60 * i for i in range(15)]
+
+
+def test_counts_by_window_and_boundaries() -> None:
+    w = make()
+    now = T0 + 61
+    assert w.add("topic", "Earnings", "a", T0 + 0.0, "negative", -0.9, now).counted
+    assert w.add("topic", "Earnings", "b", T0 + 59.999, "positive", 0.5, now).counted
+    assert w.add("topic", "Earnings", "c", T0 + 60.0, "neutral", 0.1, now).counted
+    first = w.result("topic", "Earnings", MINUTE, int(T0), final=False)
+    assert first["counts"] == {"negative": 1, "neutral": 0, "positive": 1}
+    assert first["negative_share"] == 0.5 and first["mean_score"] == pytest.approx(-0.2)
+    assert first["window_start"] == "2026-11-24T09:00:00.000Z" and first["window_end"] == "2026-11-24T09:01:00.000Z"
+    hop = w.result("topic", "Earnings", HOP, int(T0) + 60 - 840, final=False)
+    assert hop["total"] == 3
+
+
+def test_the_same_document_counts_once() -> None:
+    w = make()
+    assert w.add("ticker", "AAPL", "a", T0, "negative", -1, T0 + 1).reason == "counted"
+    assert w.add("ticker", "AAPL", "a", T0, "negative", -1, T0 + 1).reason == "duplicate"
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1).reason == "counted"
+    assert w.result("ticker", "AAPL", MINUTE, int(T0), False)["total"] == 1
+
+
+def test_grace_and_late_and_future_events() -> None:
+    w = make(grace=10)
+    assert w.add("topic", "Macro", "a", T0 + 5, "neutral", 0, now=T0 + 69).counted
+    late = w.add("topic", "Macro", "b", T0 + 5, "neutral", 0, now=T0 + 70)
+    assert (late.counted, late.reason) == (False, "late")
+    assert w.add("topic", "Macro", "c", T0 + 1000, "neutral", 0, now=T0).reason == "future"
+
+
+def test_windows_close_on_the_clock_once_each_with_a_final_record() -> None:
+    w = make(grace=10)
+    w.add("topic", "Macro", "a", T0 + 5, "negative", -1, now=T0 + 6)
+    assert w.close(now=T0 + 69) == []
+    finals = w.close(now=T0 + 70)
+    # the minute [T0, T0+60) and the 15-minute window that ends at T0+60 close together
+    assert [(r["window"], r["window_end"], r["final"], r["total"]) for r in finals] == [
+        ("1m", "2026-11-24T09:01:00.000Z", True, 1),
+        ("15m", "2026-11-24T09:01:00.000Z", True, 1),
+    ]
+    assert w.close(now=T0 + 71) == []
+    hop_finals = w.close(now=T0 + 900 + 70)
+    assert len(hop_finals) == 14 and all(r["window"] == "15m" and r["total"] == 1 for r in hop_finals)
+
+
+def test_updates_report_open_changed_windows_once() -> None:
+    w = make()
+    w.add("topic", "Macro", "a", T0 + 5, "positive", 1, now=T0 + 6)
+    updates = w.updates(now=T0 + 6)
+    assert len(updates) == 16 and not any(u["final"] for u in updates)
+    assert w.updates(now=T0 + 7) == []
+
+
+def test_expired_state_is_listed_for_deletion_after_every_window_closed() -> None:
+    w = make(grace=10)
+    w.add("topic", "Macro", "a", T0 + 5, "positive", 1, now=T0 + 6)
+    assert list(w.expired(now=T0 + 900)) == []
+    gone = list(w.expired(now=T0 + 900 + 10 + 61))
+    assert {key.split("\x1f")[-1] for _, key in gone} == {str(int(T0)), "a"}
+
+
+def test_window_sizes_must_be_multiples() -> None:
+    with pytest.raises(ValueError, match="multiple"):
+        TrendWindows({}, {}, [WindowSpec("1m", 60, 60), WindowSpec("odd", 100, 90)], grace=0)
