@@ -1,0 +1,196 @@
+"""``finmon demo``: embedded broker, topics, worker, feed with a surge, and a live terminal view.
+
+Everything it starts it stops on Ctrl-C (or after ``--duration``), leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.embedded_broker import EmbeddedBroker, free_port
+from monitor.feed import FeedOptions, run_feed
+from monitor.settings import Settings
+from streams.settings import KafkaSettings
+from streams.topics import client_options, ensure_topics
+
+SURGE_TICKER = "TSLA"
+
+
+@dataclass
+class View:
+    """What the terminal shows: latest windows per key, counters, rates."""
+
+    windows: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    rate: float = 0.0
+    last: tuple[float, float] | None = None
+
+    def add_trend(self, record: dict[str, Any]) -> None:
+        key = (record["scope"], record["key"], record["window"])
+        if key not in self.windows or record["window_start"] >= self.windows[key]["window_start"]:
+            self.windows[key] = record
+
+    def add_metrics(self, text: str, now: float) -> None:
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
+        self.counters = totals
+        scored = totals.get("finmon_documents_scored_total", 0.0)
+        if self.last is not None and now > self.last[0]:
+            self.rate = (scored - self.last[1]) / (now - self.last[0])
+        self.last = (now, scored)
+
+    def render(self, urls: str, window: str) -> str:
+        c = self.counters
+        lines = [
+            f"finmon demo  {urls}",
+            f"consumed {c.get('finmon_documents_consumed_total', 0):.0f}  "
+            f"scored {c.get('finmon_documents_scored_total', 0):.0f}  "
+            f"dead-lettered {c.get('finmon_documents_dead_lettered_total', 0):.0f}  ({self.rate:.1f} docs/s)",
+            f"latest {window} windows by topic: negative / neutral / positive, negative share",
+        ]
+        rows = sorted(
+            (r for (scope, _, w), r in self.windows.items() if scope == "topic" and w == window),
+            key=lambda r: -r["negative_share"],
+        )
+        for r in rows[:12]:
+            n = r["counts"]
+            flag = "  <-- negative surge?" if r["negative_share"] >= 0.6 and r["total"] >= 5 else ""
+            lines.append(
+                f"  {r['key'][:28]:<28} {r['window_start'][11:16]}  {n['negative']:>4} {n['neutral']:>4} "
+                f"{n['positive']:>4}  {r['negative_share']:>5.0%}{'  final' if r['final'] else ''}{flag}"
+            )
+        tickers = sorted(
+            (r for (scope, _, w), r in self.windows.items() if scope == "ticker" and w == window),
+            key=lambda r: (-r["negative_share"], -r["total"]),
+        )[:5]
+        if tickers:
+            lines.append(
+                "most negative tickers: "
+                + ", ".join(f"{r['key']} {r['negative_share']:.0%} of {r['total']}" for r in tickers)
+            )
+        return "\n".join(lines)
+
+
+def worker_env(settings: Settings, url: str, embedded: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FINMON_KAFKA__BOOTSTRAP_SERVERS"] = url
+    if embedded:  # what BROKER.md says the embedded broker needs
+        env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
+        env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
+        env.setdefault("FINMON_STREAM__PRODUCER_BATCH_ONE", "true")
+    return env
+
+
+async def watch(kafka: KafkaSettings, topic: str, view: View, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **client_options(kafka))  # type: ignore[arg-type]
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                for message in messages:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        view.add_trend(json.loads(message.value))
+    finally:
+        await consumer.stop()
+
+
+def scrape(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return str(response.read().decode("utf-8"))
+    except OSError:
+        return None
+
+
+async def show(view: View, settings: Settings, metrics_url: str, urls: str, stop: asyncio.Event) -> None:
+    window = f"{settings.windows.tumbling_seconds}s"
+    tty = sys.stdout.isatty()
+    while not stop.is_set():
+        text = await asyncio.to_thread(scrape, metrics_url)
+        if text:
+            view.add_metrics(text, time.monotonic())
+        screen = view.render(urls, window)
+        print(("\x1b[2J\x1b[H" + screen) if tty else screen + "\n", flush=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+
+async def demo_loop(
+    settings: Settings, url: str, metrics_url: str, urls: str, duration: float | None, rate: float
+) -> None:
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
+    await ensure_topics(kafka, settings.topics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    view = View()
+    options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=20.0, surge_seconds=60.0)
+    tasks = [
+        asyncio.create_task(run_feed(kafka, settings.topics.news, options, stop)),
+        asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),
+        asyncio.create_task(show(view, settings, metrics_url, urls, stop)),
+    ]
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    await stop.wait()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0) -> int:
+    state = Path(settings.stream.data_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    embedded = not settings.kafka.bootstrap_servers
+    broker = EmbeddedBroker(log_file=state / "broker.log").start() if embedded else None
+    url = broker.url if broker else str(settings.kafka.bootstrap_servers)
+    port = settings.stream.web_port or free_port()
+    env = worker_env(settings, url, embedded)
+    env["FINMON_STREAM__WEB_PORT"] = str(port)
+    web = f"http://{settings.stream.web_host}:{port}"
+    urls = f"broker {url}  metrics {web}/metrics  health {web}/health"
+    print(f"finmon demo: {urls}", flush=True)
+    with (state / "worker.log").open("ab") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "worker"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    print(
+        f"finmon demo: broker pid {broker.process.pid if broker and broker.process else '-'}, "
+        f"worker pid {worker.pid}; logs in {state}",
+        flush=True,
+    )
+    try:
+        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate))
+    finally:
+        stop_process(worker)
+        if broker:
+            broker.stop()
+        print("finmon demo: stopped", flush=True)
+    return 0

@@ -1,0 +1,144 @@
+"""Real services for integration tests: a Tansu broker per session, finmon workers as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from monitor.embedded_broker import EmbeddedBroker, free_port
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Tansu broker on a free loopback port for the whole session, stopped by its PID."""
+    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+        yield running.url
+
+
+@dataclass
+class Pipeline:
+    """Unique topic names and settings for one test, and helpers to drive a worker process."""
+
+    url: str
+    name: str
+    folder: Path
+    model: Path
+    web_port: int
+    extra_env: dict[str, str]
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {
+            "news": f"{self.name}.news",
+            "scored": f"{self.name}.scored",
+            "dlq": f"{self.name}.dlq",
+            "trends": f"{self.name}.trends",
+        }
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "FINMON_KAFKA__BOOTSTRAP_SERVERS": self.url,
+                "FINMON_MODEL__PATH": str(self.model),
+                "FINMON_STREAM__APP_ID": self.name,
+                "FINMON_STREAM__SESSION_TIMEOUT": "6",
+                "FINMON_STREAM__HEARTBEAT_INTERVAL": "2",
+                "FINMON_STREAM__PRODUCER_BATCH_ONE": "true",
+                "FINMON_STREAM__WEB_PORT": str(self.web_port),
+                "FINMON_STREAM__DATA_DIR": str(self.folder / "state"),
+                "FINMON_WINDOWS__EMIT_INTERVAL": "1",
+                **{f"FINMON_TOPICS__{k.upper()}": v for k, v in self.topics.items()},
+                **self.extra_env,
+            }
+        )
+        return env
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.folder / "worker.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "worker"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (self.folder / "worker.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("worker did not become ready:\n" + (self.folder / "worker.log").read_text()[-3000:])
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
+            return str(response.read().decode())
+
+    def produce(self, messages: list[tuple[bytes | None, bytes]]) -> None:
+        async def send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.url, max_request_size=4_000_000)
+            await producer.start()
+            try:
+                for key, value in messages:
+                    await producer.send(self.topics["news"], value, key=key)
+                await producer.flush()
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
+
+    def consume(self, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
+        """Read ``topic`` from the start until ``until(records)`` holds or the time is up."""
+
+        async def read() -> list[Any]:
+            consumer = AIOKafkaConsumer(
+                self.topics[topic], bootstrap_servers=self.url, group_id=None, auto_offset_reset="earliest"
+            )
+            await consumer.start()
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout
+            try:
+                while time.monotonic() < deadline and not until(records):
+                    for batch in (await consumer.getmany(timeout_ms=500)).values():
+                        records.extend(json.loads(m.value) for m in batch)
+            finally:
+                await consumer.stop()
+            return records
+
+        return asyncio.run(read())
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture
+def pipeline(broker: str, tiny_model: Path, tmp_path: Path) -> Pipeline:
+    return Pipeline(broker, f"t{uuid.uuid4().hex[:8]}", tmp_path, tiny_model, free_port(), {})

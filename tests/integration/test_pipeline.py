@@ -1,0 +1,197 @@
+"""The worker against a real Tansu broker: scoring, dead letters, windows, restart. No Kafka mocks."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.embedded_broker import free_port
+from tests.integration.conftest import Pipeline, stop
+
+pytestmark = pytest.mark.integration
+
+SENTIMENT_WORDS = {"good": "positive", "bad": "negative", "flat": "neutral"}
+TOPIC_WORDS = {
+    "dividend": "Dividend",
+    "oil": "Energy / Oil",
+    "ipo": "IPO",
+    "fed": "Fed / Central Banks",
+    "": "General News / Opinion",
+}
+
+
+def good_documents(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """Documents whose labels the tiny model's words decide, so expectations are independent of it."""
+    now = datetime.now(UTC)
+    docs = []
+    for i in range(start, start + count):
+        word = list(SENTIMENT_WORDS)[i % 3]
+        topic = list(TOPIC_WORDS)[i % 5]
+        doc = {
+            "id": f"doc-{i}",
+            "published_at": (now - timedelta(seconds=i % 7)).isoformat(),
+            "source": "test",
+            "title": f"{word} {topic} w{i % 40}".replace("  ", " "),
+            "body": "$ZZZ w1" if i % 4 == 0 else "",
+            "tickers": ["acme"] if i % 2 == 0 else [],
+            "desk": "unknown fields are kept",
+        }
+        docs.append(doc)
+    return docs
+
+
+def expected_windows(docs: list[dict[str, Any]], size: int = 60) -> dict[tuple[str, str, str], Counter[str]]:
+    """Tumbling-window counts computed from the inputs alone (each id once)."""
+    counts: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    for doc in {d["id"]: d for d in docs}.values():
+        words = doc["title"].split()
+        sentiment = SENTIMENT_WORDS[words[0]]
+        topic = next((TOPIC_WORDS[w] for w in words if w in TOPIC_WORDS and w), TOPIC_WORDS[""])
+        moment = datetime.fromisoformat(doc["published_at"]).timestamp()
+        start = datetime.fromtimestamp(int(moment // size) * size, UTC).isoformat(timespec="milliseconds")
+        start = start.replace("+00:00", "Z")
+        tickers = ["ACME"] * (doc["tickers"] == ["acme"]) + ["ZZZ"] * ("$ZZZ" in doc["body"])
+        for scope, key in [("topic", topic)] + [("ticker", t) for t in tickers]:
+            counts[(scope, key, start)][sentiment] += 1
+    return counts
+
+
+def windows_match(expected: dict[tuple[str, str, str], Counter[str]]) -> Any:
+    def check(records: list[dict[str, Any]]) -> bool:
+        latest = {}
+        for r in records:
+            if r["window"] == "60s":
+                latest[(r["scope"], r["key"], r["window_start"])] = r
+        return all(
+            key in latest and {s: n for s, n in latest[key]["counts"].items() if n} == dict(counts)
+            for key, counts in expected.items()
+        )
+
+    return check
+
+
+def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:
+    return doc["id"].encode(), json.dumps(doc).encode()
+
+
+BAD: list[tuple[str, bytes | None]] = [
+    ("invalid_json", b"{not json"),
+    ("invalid_utf8", b'{"id": "x", "title": "caf\xe9"}'),
+    ("schema", b"[1, 2, 3]"),
+    ("schema", json.dumps({"published_at": "2026-11-24T09:00:00Z", "title": "no id"}).encode()),
+    ("schema", json.dumps({"id": "naive", "published_at": "2026-11-24T09:00:00", "title": "t"}).encode()),
+    ("schema", json.dumps({"id": "wrong", "published_at": "2026-11-24T09:00:00Z", "title": 5}).encode()),
+    ("empty_text", json.dumps({"id": "empty", "published_at": "2026-11-24T09:00:00Z", "title": " "}).encode()),
+    ("too_large", json.dumps({"id": "big", "published_at": "2026-11-24T09:00:00Z", "title": "x" * 9000}).encode()),
+    ("too_large", json.dumps({"id": "long", "published_at": "2026-11-24T09:00:00Z", "body": "w1 " * 1000}).encode()),
+    ("empty_message", None),
+]
+
+
+def test_every_document_ends_scored_or_dead_lettered_and_windows_count_each_id_once(pipeline: Pipeline) -> None:
+    pipeline.extra_env.update({"FINMON_STREAM__MAX_MESSAGE_BYTES": "8192", "FINMON_STREAM__MAX_TEXT_CHARS": "2000"})
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        docs = good_documents(40)
+        duplicate = docs[5]
+        messages: list[tuple[bytes | None, bytes | None]] = [encode(d) for d in docs]
+        messages += [(b"bad", value) for _, value in BAD] + [encode(duplicate)]
+        pipeline.produce(messages)  # type: ignore[arg-type]
+
+        scored = pipeline.consume("scored", lambda r: len(r) >= 41)
+        ids = Counter(r["id"] for r in scored)
+        assert ids == Counter({d["id"]: 1 for d in docs} | {duplicate["id"]: 2})
+        first = next(r for r in scored if r["id"] == "doc-0")
+        assert first["model_version"] == "tiny-1"
+        assert first["sentiment"] == "positive" and first["topic"] == "Dividend"
+        assert first["tickers"] == ["ACME", "ZZZ"]
+        assert set(first) >= {
+            "published_at",
+            "source",
+            "title",
+            "topic_scores",
+            "sentiment_scores",
+            "score",
+            "scored_at",
+            "schema_version",
+        }
+
+        dead = pipeline.consume("dlq", lambda r: len(r) >= len(BAD))
+        assert Counter(r["reason"] for r in dead) == Counter(reason for reason, _ in BAD)
+        assert all(r["source_topic"] == pipeline.topics["news"] and r["source_offset"] is not None for r in dead)
+
+        expected = expected_windows(docs)
+        pipeline.consume("trends", windows_match(expected))
+        assert windows_match(expected)(pipeline.consume("trends", windows_match(expected), timeout=30))
+
+        metrics = pipeline.metrics()
+        assert 'finmon_documents_dead_lettered_total{reason="too_large"} 2.0' in metrics
+        assert re.search(r'finmon_window_events_total\{outcome="duplicate",scope="topic"\} 1\.0', metrics)
+        assert "finmon_documents_consumed_total 51.0" in metrics
+    finally:
+        stop(worker)
+    assert worker.returncode == 0 or worker.returncode == -signal.SIGTERM
+
+
+def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pipeline) -> None:
+    worker = pipeline.start_worker()
+    first, second = good_documents(30), good_documents(30, start=30)
+    try:
+        pipeline.wait_ready(worker)
+        pipeline.produce([encode(d) for d in first])
+        pipeline.consume("scored", lambda r: len(r) >= 10)
+    finally:
+        stop(worker, signal.SIGKILL)
+    pipeline.produce([encode(d) for d in second])
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker, timeout=90)
+        everything = {d["id"] for d in first + second}
+        scored = pipeline.consume("scored", lambda r: {x["id"] for x in r} >= everything, timeout=90)
+        assert {r["id"] for r in scored} >= everything
+        expected = expected_windows(first + second)
+        records = pipeline.consume("trends", windows_match(expected), timeout=60)
+        assert windows_match(expected)(records)
+    finally:
+        stop(worker)
+
+
+def test_demo_starts_scores_shows_windows_and_stops_cleanly(tiny_model: Path, tmp_path: Path) -> None:
+    env = {
+        "FINMON_MODEL__PATH": str(tiny_model),
+        "FINMON_STREAM__WEB_PORT": str(free_port()),
+        "FINMON_STREAM__DATA_DIR": str(tmp_path / "state"),
+        "FINMON_WINDOWS__TUMBLING_SECONDS": "5",
+        "FINMON_WINDOWS__HOPPING_STEP_SECONDS": "5",
+        "FINMON_WINDOWS__GRACE_SECONDS": "1",
+        "FINMON_WINDOWS__EMIT_INTERVAL": "1",
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "demo", "--duration", "30", "--rate", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    scored = [int(n) for n in re.findall(r"scored (\d+)", out)]
+    assert scored and max(scored) > 50
+    assert re.search(r"^\s+\S.*\d+\s+\d+\s+\d+\s+\d+%", out, re.MULTILINE), out[-2000:]
+    assert "finmon demo: stopped" in out
+    pids = [int(p) for p in re.findall(r"(?:broker|worker) pid (\d+)", out)]
+    assert len(pids) == 2
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} left behind"
