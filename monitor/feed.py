@@ -147,10 +147,12 @@ def replay(path: Path) -> Iterator[dict[str, Any]]:
         if "_error" in document:
             continue
         doc = dict(document)
-        doc.setdefault("id", f"{path.stem}-{number}")
+        if not doc.get("id"):
+            doc["id"] = f"{path.stem}-{number}"
         if not doc.get("title") and not doc.get("body"):
             doc["title"] = doc.pop("text", "")
-        doc.setdefault("published_at", datetime.now(UTC).isoformat())
+        if not doc.get("published_at"):
+            doc["published_at"] = datetime.now(UTC).isoformat()
         yield doc
 
 

@@ -1,0 +1,56 @@
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.feed import FeedOptions, SyntheticNews, replay
+from streams.decode import decode
+from streams.records import NewsDocument
+
+
+class Clock:
+    """A fake clock: the feed's time is injected so surges can be tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_synthetic_documents_are_valid_news_and_reproducible() -> None:
+    first = [SyntheticNews(FeedOptions(seed=3), Clock()).next() for _ in range(1)]
+    again = [SyntheticNews(FeedOptions(seed=3), Clock()).next() for _ in range(1)]
+    assert first == again
+    generator = SyntheticNews(FeedOptions(seed=3), Clock())
+    docs = [generator.next() for _ in range(200)]
+    import json
+
+    decoded = [decode(json.dumps(d).encode()) for d in docs]
+    assert all(isinstance(d, NewsDocument) for d in decoded)
+    assert len({d["id"] for d in docs}) == 200
+    assert all("{" not in str(d["title"]) for d in docs)
+
+
+def test_a_surge_makes_most_items_negative_about_the_key_only_during_the_surge() -> None:
+    clock = Clock()
+    generator = SyntheticNews(FeedOptions(seed=5, surge_key="TSLA", surge_at=10, surge_seconds=20), clock)
+    before = [generator.next() for _ in range(100)]
+    clock.now += timedelta(seconds=15)
+    during = [generator.next() for _ in range(100)]
+    clock.now += timedelta(seconds=30)
+    after = [generator.next() for _ in range(100)]
+
+    def tsla_share(docs: list[dict[str, object]]) -> float:
+        return Counter(d["tickers"] == ["TSLA"] for d in docs)[True] / len(docs)
+
+    assert tsla_share(during) > 0.6
+    assert tsla_share(before) < 0.2 and tsla_share(after) < 0.2
+
+
+def test_replay_keeps_ids_and_fills_what_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "news.csv"
+    path.write_text("id,text\na1,Acme beats\n,Globex misses\n")
+    docs = list(replay(path))
+    assert [d["id"] for d in docs] == ["a1", "news-2"]
+    assert docs[1]["title"] == "Globex misses"
+    assert all(isinstance(decode(__import__("json").dumps(d).encode()), NewsDocument) for d in docs)

@@ -1,0 +1,41 @@
+import ssl
+
+import faust
+
+from streams.app import broker_url, credentials, partition_of, scope_keys
+from streams.settings import KafkaSettings
+from streams.topics import client_options
+
+
+def test_broker_url_lists_every_server() -> None:
+    settings = KafkaSettings(bootstrap_servers="k1:9092, k2:9093")
+    assert broker_url(settings) == "kafka://k1:9092;kafka://k2:9093"
+
+
+def test_plaintext_has_no_credentials() -> None:
+    assert credentials(KafkaSettings(bootstrap_servers="k:9092")) is None
+
+
+def test_sasl_ssl_is_passed_through_to_faust_and_aiokafka() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="k:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="finmon",
+        sasl_password="s3cret",
+    )
+    creds = credentials(settings)
+    assert isinstance(creds, faust.SASLCredentials)
+    assert (creds.username, creds.password, creds.mechanism.value) == ("finmon", "s3cret", "SCRAM-SHA-512")
+    assert isinstance(creds.ssl_context, ssl.SSLContext)
+    options = client_options(settings)
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "s3cret"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+
+
+def test_scopes_and_partitions() -> None:
+    assert scope_keys({"topic": "Macro", "tickers": ["AAPL"]}) == [("topic", "Macro"), ("ticker", "AAPL")]
+    assert partition_of(b"topic\x1fMacro", 1) == 0
+    assert {partition_of(f"k{i}".encode(), 4) for i in range(50)} == {0, 1, 2, 3}
