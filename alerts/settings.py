@@ -1,0 +1,38 @@
+"""The alerts section of finmon's settings: detector parameters and sensitivity presets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sensitivity = Literal["low", "medium", "high"]
+
+
+class DetectorSettings(BaseModel):
+    """When a window's negative news counts as a spike, and when the spike is over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_count: int = Field(10, ge=1, description="Fewest (unique) documents in a window to judge it.")
+    alpha: float = Field(0.01, gt=0, lt=1, description="One-sided binomial/Poisson test level.")
+    min_lift: float = Field(1.5, ge=1, description="Negative share must be at least this times the baseline.")
+    volume_factor: float = Field(3.0, ge=1, description="Negative count this times its baseline fires too.")
+    exit_lift: float = Field(1.2, ge=1, description="Share below baseline x exit_lift counts as calm.")
+    exit_windows: int = Field(2, ge=1, description="Calm windows in a row that resolve an alert.")
+    cooldown_seconds: int = Field(600, ge=0, description="After resolving, the key cannot fire for this long.")
+    baseline_weight: float = Field(0.1, gt=0, le=1, description="Weight of a new window in the baseline (EWMA).")
+    prior_share: float = Field(0.25, gt=0, lt=1, description="Baseline negative share of a key with no history.")
+    prior_count: float = Field(2.0, ge=0, description="Baseline negative count per window of a new key.")
+
+
+PRESETS: dict[str, dict[str, float | int]] = {
+    "low": {"min_count": 20, "alpha": 0.001, "min_lift": 2.0, "volume_factor": 4.0},
+    "medium": {},
+    "high": {"min_count": 5, "alpha": 0.05, "min_lift": 1.3, "volume_factor": 2.0},
+}
+
+
+def preset(sensitivity: Sensitivity, **overrides: float | int) -> DetectorSettings:
+    """Parameters of a sensitivity preset; any parameter can still be set on its own."""
+    return DetectorSettings(**{**PRESETS[sensitivity], **overrides})  # type: ignore[arg-type]

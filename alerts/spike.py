@@ -1,0 +1,107 @@
+"""Negative-news spike detection per key, with a learned baseline, hysteresis and cooldown.
+
+Fed one closed window at a time, in window order per key. A window fires when it has enough
+documents, a one-sided binomial test puts its negative share above the key's baseline (p < alpha)
+and the lift is material; or when its negative count surges far above its own baseline (Poisson).
+A firing key stays one alert until its share is calm for ``exit_windows`` windows, then resolves
+once and cannot fire again within the cooldown. The baseline learns only from calm windows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.records import KeyState, WindowStats, alert_id
+from alerts.settings import DetectorSettings
+from alerts.stats import binomial_sf, poisson_sf
+
+MAX_HEADLINES = 5
+MAX_TICKERS = 5
+SHARE_BOUNDS = (0.01, 0.95)
+
+
+class SpikeDetector:
+    """Stateful detector over many keys; returns the alert records each window produces."""
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        self.settings = settings
+        self.keys: dict[tuple[str, str], KeyState] = {}
+
+    def state(self, scope: str, key: str) -> KeyState:
+        found = self.keys.get((scope, key))
+        if found is None:
+            found = KeyState(self.settings.prior_share, self.settings.prior_count)
+            self.keys[(scope, key)] = found
+        return found
+
+    def observe(self, stats: WindowStats) -> list[dict[str, Any]]:
+        state = self.state(stats.scope, stats.key)
+        if state.firing is not None:
+            return self._while_firing(state, stats)
+        decision = self._test(state, stats)
+        if decision is not None and stats.end_seconds > state.cooldown_until:
+            state.firing = self._alert(state, stats, "firing", decision)
+            state.calm = 0
+            return [state.firing]
+        self._learn(state, stats)
+        return []
+
+    def _test(self, state: KeyState, stats: WindowStats) -> dict[str, Any] | None:
+        s = self.settings
+        share_p = binomial_sf(stats.negative, stats.total, state.baseline_share)
+        if stats.total >= s.min_count and share_p < s.alpha and stats.share >= state.baseline_share * s.min_lift:
+            return {"reason": "negative_share", "p_value": share_p}
+        expected = max(state.baseline_negative, 1.0)
+        volume_p = poisson_sf(stats.negative, expected)
+        if stats.negative >= s.min_count and stats.negative >= s.volume_factor * expected and volume_p < s.alpha:
+            return {"reason": "negative_volume", "p_value": volume_p}
+        return None
+
+    def _while_firing(self, state: KeyState, stats: WindowStats) -> list[dict[str, Any]]:
+        calm = stats.total == 0 or stats.share < state.baseline_share * self.settings.exit_lift
+        state.calm = state.calm + 1 if calm else 0
+        if state.calm < self.settings.exit_windows:
+            return []
+        firing = state.firing or {}
+        resolved = {
+            **self._alert(state, stats, "resolved", {"reason": firing.get("reason"), "p_value": firing.get("p_value")}),
+            "alert_id": firing.get("alert_id"),
+            "started_at": firing.get("window", {}).get("start"),
+        }
+        state.firing = None
+        state.calm = 0
+        state.cooldown_until = stats.end_seconds + self.settings.cooldown_seconds
+        return [resolved]
+
+    def _learn(self, state: KeyState, stats: WindowStats) -> None:
+        weight = self.settings.baseline_weight
+        if stats.total:
+            share = (1 - weight) * state.baseline_share + weight * stats.share
+            state.baseline_share = min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
+        state.baseline_negative = (1 - weight) * state.baseline_negative + weight * stats.negative
+        state.windows += 1
+
+    def _alert(self, state: KeyState, stats: WindowStats, status: str, decision: dict[str, Any]) -> dict[str, Any]:
+        lift = stats.share / state.baseline_share if state.baseline_share else 0.0
+        p_value = float(decision.get("p_value") or 1.0)
+        severity = "critical" if p_value < self.settings.alpha / 100 and lift >= 2 else "warning"
+        headlines = sorted(stats.headlines, key=lambda h: float(h.get("score", 0.0)))[:MAX_HEADLINES]
+        return {
+            "schema_version": 1,
+            "alert_id": alert_id(stats.scope, stats.key, stats.window_start),
+            "status": status,
+            "scope": stats.scope,
+            "key": stats.key,
+            "reason": decision.get("reason"),
+            "window": {"start": stats.window_start, "end": stats.window_end},
+            "observed_negative_share": round(stats.share, 6),
+            "baseline_negative_share": round(state.baseline_share, 6),
+            "lift": round(lift, 4),
+            "count": stats.total,
+            "negative_count": stats.negative,
+            "p_value": p_value,
+            "severity": severity,
+            "headlines": headlines,
+            "tickers": list(stats.tickers[:MAX_TICKERS]),
+            "model_version": stats.model_version,
+        }

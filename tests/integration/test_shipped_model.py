@@ -1,0 +1,66 @@
+"""The model folder committed with finmon: intact, documented, and right on unambiguous headlines."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.artifact import load_artifact, sha256_of
+from models.runtime import CPU, Classifier
+from models.settings import DEFAULT_MODEL_DIR
+
+pytestmark = pytest.mark.integration
+
+HEADLINES = [
+    ("Siemens issues profit warning, shares slump 12% as orders collapse", "negative"),
+    ("Boeing cuts full-year delivery outlook after new production halt", "negative"),
+    ("Moody's downgrades Intel to junk, citing mounting losses", "negative"),
+    ("Apple raises quarterly dividend by 10% and expands buyback", "positive"),
+    ("Nvidia beats estimates and raises guidance on record data-center demand", "positive"),
+    ("Microsoft shares jump to all-time high after strong cloud growth", "positive"),
+]
+TOPICS = [
+    ("Apple declares quarterly dividend of 25 cents per share", "Dividend"),
+    ("Oil prices climb as OPEC+ extends production cuts", "Energy / Oil"),
+    ("Fed's Powell signals rate cuts may come later this year", "Fed / Central Banks"),
+]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Classifier:
+    return Classifier.load(DEFAULT_MODEL_DIR, device="cpu")
+
+
+def test_every_file_matches_its_manifest_checksum() -> None:
+    artifact = load_artifact(DEFAULT_MODEL_DIR)
+    files = artifact.manifest["files"]
+    assert set(files) >= {"model.int8.onnx", "model.fp16.onnx", "tokenizer.json", "labels.json"}
+    for name, digest in files.items():
+        assert sha256_of(DEFAULT_MODEL_DIR / name) == digest
+
+
+def test_manifest_documents_data_license_and_metrics() -> None:
+    manifest = load_artifact(DEFAULT_MODEL_DIR).manifest
+    names = {d["name"] for d in manifest["datasets"]}
+    assert names == {"zeroshot/twitter-financial-news-sentiment", "zeroshot/twitter-financial-news-topic"}
+    assert {d["license"] for d in manifest["datasets"]} == {"MIT"}
+    for head in ("sentiment", "topic"):
+        result = manifest["metrics"]["validation_int8"][head]
+        assert result["accuracy"] > 0.8
+        assert len(result["confusion_matrix"]) == (3 if head == "sentiment" else 20)
+    assert min(manifest["export"]["int8_agreement"].values()) >= manifest["export"]["min_int8_agreement"]
+
+
+def test_unambiguous_headlines_get_the_right_sentiment(shipped: Classifier) -> None:
+    predictions = shipped.predict([text for text, _ in HEADLINES])
+    assert [p.sentiment for p in predictions] == [label for _, label in HEADLINES]
+    assert all(p.score < -0.5 for p, (_, label) in zip(predictions, HEADLINES, strict=True) if label == "negative")
+    assert all(p.score > 0.5 for p, (_, label) in zip(predictions, HEADLINES, strict=True) if label == "positive")
+
+
+def test_clear_topics(shipped: Classifier) -> None:
+    assert [p.topic for p in shipped.predict([t for t, _ in TOPICS])] == [label for _, label in TOPICS]
+
+
+def test_runs_on_cpu_int8_here(shipped: Classifier) -> None:
+    assert (shipped.provider, shipped.precision) == (CPU, "int8")
+    assert shipped.version == load_artifact(DEFAULT_MODEL_DIR).version
