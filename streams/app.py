@@ -154,6 +154,8 @@ def create_worker(
                     "published_at": record["published_at"],
                     "sentiment": record["sentiment"],
                     "score": record["score"],
+                    "title": record.get("title", ""),
+                    "tickers": record.get("tickers", []),
                 }
                 sent.append(await trend_events.send(key=f"{scope}{SEP}{key}".encode(), value=dumps(event)))
             await asyncio.gather(*sent)
@@ -164,7 +166,15 @@ def create_worker(
             item = json.loads(event.value)
             moment = faust.utils.iso8601.parse(item["published_at"]).timestamp()
             outcome = state.add(
-                item["scope"], item["key"], item["id"], moment, item["sentiment"], float(item["score"]), clock()
+                item["scope"],
+                item["key"],
+                item["id"],
+                moment,
+                item["sentiment"],
+                float(item["score"]),
+                clock(),
+                item.get("title", ""),
+                item.get("tickers", []),
             )
             metrics.window_events.labels(scope=item["scope"], outcome=outcome.reason).inc()
             here = event.message.partition

@@ -9,7 +9,9 @@ Windows close on the clock (``close``), never on the arrival of a later event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+import hashlib
+import re
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,17 @@ from streams.records import SCHEMA_VERSION, iso
 
 SEP = "\x1f"
 SENTIMENTS = ("negative", "neutral", "positive")
+WORST = 5
+TOP_TICKERS = 5
+MAX_TICKERS_KEPT = 20
+_URL = re.compile(r"https?://\S+")
+_NON_WORD = re.compile(r"[^0-9a-z$]+")
+
+
+def story_key(title: str) -> str:
+    """Reposts and syndicated copies share this key: same title up to links, case and punctuation."""
+    normalized = _NON_WORD.sub(" ", _URL.sub(" ", title.lower())).strip()
+    return hashlib.sha1(normalized.encode()).hexdigest()[:16] if normalized else ""
 
 
 @dataclass(frozen=True)
@@ -78,9 +91,22 @@ class TrendWindows:
         self.dirty: set[tuple[str, str, str, int]] = set()
 
     def add(
-        self, scope: str, key: str, doc_id: str, event_time: float, sentiment: str, score: float, now: float
+        self,
+        scope: str,
+        key: str,
+        doc_id: str,
+        event_time: float,
+        sentiment: str,
+        score: float,
+        now: float,
+        title: str = "",
+        tickers: Sequence[str] = (),
     ) -> Outcome:
-        """Count one scored document; a duplicate id, a late or a far-future event is not counted."""
+        """Count one scored document; a duplicate id, a late or a far-future event is not counted.
+
+        A repost of a story already counted for this key within the retention (same normalized
+        title) is counted in the raw counts but not in the unique counts that detection uses.
+        """
         start = int(event_time // self.bucket) * self.bucket
         if start + self.bucket + self.grace <= now:
             return Outcome(False, "late")
@@ -90,27 +116,71 @@ class TrendWindows:
         if marker in self.seen:
             return Outcome(False, "duplicate")
         self.seen[marker] = start
+        story = story_key(title)
+        novel = True
+        if story:
+            story_marker = seen_key(scope, key, f"story:{story}")
+            novel = story_marker not in self.seen
+            self.seen[story_marker] = start
         stored = bucket_key(scope, key, start)
-        counts = dict(self.buckets.get(stored) or {"negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0})
-        counts[sentiment] = int(counts.get(sentiment, 0)) + 1
-        counts["score_sum"] = float(counts.get("score_sum", 0.0)) + float(score)
-        self.buckets[stored] = counts
+        self.buckets[stored] = self._counted(
+            self.buckets.get(stored), doc_id, sentiment, score, title, tickers, scope, key, novel
+        )
         for spec in self.specs:
             for window_start in spec.starts_containing(event_time):
                 self.dirty.add((scope, key, spec.name, window_start))
         return Outcome(True, "counted")
 
+    @staticmethod
+    def _counted(
+        previous: dict[str, Any] | None,
+        doc_id: str,
+        sentiment: str,
+        score: float,
+        title: str,
+        tickers: Sequence[str],
+        scope: str,
+        key: str,
+        novel: bool,
+    ) -> dict[str, Any]:
+        counts = dict(previous or {"negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0})
+        counts[sentiment] = int(counts.get(sentiment, 0)) + 1
+        counts["score_sum"] = float(counts.get("score_sum", 0.0)) + float(score)
+        unique = dict(counts.get("unique") or dict.fromkeys(SENTIMENTS, 0))
+        if novel:
+            unique[sentiment] = int(unique.get(sentiment, 0)) + 1
+        counts["unique"] = unique
+        if sentiment == "negative" and novel:
+            worst = [*counts.get("worst", []), [round(float(score), 6), doc_id, title[:300]]]
+            counts["worst"] = sorted(worst, key=lambda item: item[0])[:WORST]
+            names = dict(counts.get("tickers") or {})
+            for ticker in tickers:
+                if not (scope == "ticker" and ticker == key) and (ticker in names or len(names) < MAX_TICKERS_KEPT):
+                    names[ticker] = int(names.get(ticker, 0)) + 1
+            counts["tickers"] = names
+        return counts
+
     def result(self, scope: str, key: str, spec: WindowSpec, start: int, final: bool) -> dict[str, Any]:
         """The ``sentiment.trends`` record of one window."""
         counts = dict.fromkeys(SENTIMENTS, 0)
+        unique = dict.fromkeys(SENTIMENTS, 0)
         score_sum = 0.0
+        worst: list[list[Any]] = []
+        tickers: dict[str, int] = {}
         for bucket_start in range(start, start + spec.size, self.bucket):
             stored = self.buckets.get(bucket_key(scope, key, bucket_start))
             if stored:
                 for name in SENTIMENTS:
                     counts[name] += int(stored.get(name, 0))
+                    unique[name] += int((stored.get("unique") or {}).get(name, 0))
                 score_sum += float(stored.get("score_sum", 0.0))
+                worst.extend(stored.get("worst", []))
+                for ticker, n in (stored.get("tickers") or {}).items():
+                    tickers[ticker] = tickers.get(ticker, 0) + int(n)
         total = sum(counts.values())
+        unique_total = sum(unique.values())
+        headlines = [{"id": i, "title": t, "score": sc} for sc, i, t in sorted(worst, key=lambda w: w[0])[:WORST]]
+        top = [name for name, _ in sorted(tickers.items(), key=lambda item: (-item[1], item[0]))[:TOP_TICKERS]]
         return {
             "schema_version": SCHEMA_VERSION,
             "scope": scope,
@@ -122,6 +192,11 @@ class TrendWindows:
             "total": total,
             "negative_share": round(counts["negative"] / total, 6) if total else 0.0,
             "mean_score": round(score_sum / total, 6) if total else 0.0,
+            "unique_counts": unique,
+            "unique_total": unique_total,
+            "unique_negative_share": round(unique["negative"] / unique_total, 6) if unique_total else 0.0,
+            "headlines": headlines,
+            "top_tickers": top,
             "final": final,
         }
 

@@ -82,3 +82,34 @@ def test_expired_state_is_listed_for_deletion_after_every_window_closed() -> Non
 def test_window_sizes_must_be_multiples() -> None:
     with pytest.raises(ValueError, match="multiple"):
         TrendWindows({}, {}, [WindowSpec("1m", 60, 60), WindowSpec("odd", 100, 90)], grace=0)
+
+
+def test_reposts_count_in_raw_but_once_in_unique_counts() -> None:
+    w = make()
+    for i in range(50):
+        w.add(
+            "topic",
+            "Earnings",
+            f"r{i}",
+            T0 + 1,
+            "negative",
+            -0.9,
+            T0 + 2,
+            title=f"Acme issues PROFIT warning! https://t.co/{i}",
+            tickers=["ACME"],
+        )
+    w.add("topic", "Earnings", "other", T0 + 1, "negative", -0.5, T0 + 2, title="Globex misses", tickers=["GBX"])
+    record = w.result("topic", "Earnings", MINUTE, int(T0), final=True)
+    assert record["counts"]["negative"] == 51
+    assert record["unique_counts"]["negative"] == 2 and record["unique_total"] == 2
+    assert [h["id"] for h in record["headlines"]] == ["r0", "other"]
+    assert record["top_tickers"] == ["ACME", "GBX"]
+
+
+def test_most_negative_headlines_are_kept_per_window() -> None:
+    w = make()
+    for i in range(8):
+        w.add("ticker", "ACME", f"d{i}", T0 + i, "negative", -i / 10, T0 + 9, title=f"story {i}", tickers=["ACME"])
+    record = w.result("ticker", "ACME", MINUTE, int(T0), final=False)
+    assert [h["id"] for h in record["headlines"]] == ["d7", "d6", "d5", "d4", "d3"]
+    assert record["top_tickers"] == []
