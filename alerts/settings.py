@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 Sensitivity = Literal["low", "medium", "high"]
 
@@ -36,3 +36,46 @@ PRESETS: dict[str, dict[str, float | int]] = {
 def preset(sensitivity: Sensitivity, **overrides: float | int) -> DetectorSettings:
     """Parameters of a sensitivity preset; any parameter can still be set on its own."""
     return DetectorSettings(**{**PRESETS[sensitivity], **overrides})  # type: ignore[arg-type]
+
+
+class TargetSettings(BaseModel):
+    """One webhook receiver of alerts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    format: Literal["json", "alertmanager", "slack"] = "json"
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; the signature header is sent when set.")
+    timeout: float = Field(5.0, gt=0)
+    name: str = ""
+
+
+class AlertSettings(BaseModel):
+    """Spike detection and alert delivery. Detector parameters left unset come from the preset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    sensitivity: Sensitivity = "medium"
+    min_count: int | None = Field(None, ge=1)
+    alpha: float | None = Field(None, gt=0, lt=1)
+    min_lift: float | None = Field(None, ge=1)
+    volume_factor: float | None = Field(None, ge=1)
+    exit_lift: float | None = Field(None, ge=1)
+    exit_windows: int | None = Field(None, ge=1)
+    cooldown_seconds: int | None = Field(None, ge=0)
+    baseline_weight: float | None = Field(None, gt=0, le=1)
+    prior_share: float | None = Field(None, gt=0, lt=1)
+    prior_count: float | None = Field(None, ge=0)
+    targets: tuple[TargetSettings, ...] = Field(
+        (), description='Webhook receivers as JSON, e.g. [{"url": "https://hooks.example/x", "format": "slack"}].'
+    )
+    max_attempts: int = Field(6, ge=1, description="Delivery attempts before an alert goes to alerts.dlq.")
+    base_delay: float = Field(0.5, gt=0, description="First retry delay (seconds), doubled each attempt.")
+    max_delay: float = Field(60.0, gt=0)
+
+    def detector(self) -> DetectorSettings:
+        overrides = {
+            name: getattr(self, name) for name in DetectorSettings.model_fields if getattr(self, name, None) is not None
+        }
+        return preset(self.sensitivity, **overrides)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.settings import AlertSettings
 from models.settings import ModelSettings
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     stream: StreamSettings = StreamSettings()
     windows: WindowSettings = WindowSettings()
+    alerts: AlertSettings = AlertSettings()
 
 
 def load_settings(**overrides: Any) -> Settings:

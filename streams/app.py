@@ -19,7 +19,9 @@ import faust
 from aiokafka.partitioner import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.settings import AlertSettings
 from models.runtime import Classifier
+from streams.alerting import add_delivery, add_detection
 from streams.decode import Limits
 from streams.metrics import WorkerMetrics
 from streams.records import dumps
@@ -78,6 +80,7 @@ def create_worker(
     classifier: Classifier,
     metrics: WorkerMetrics,
     clock: Callable[[], float] = time.time,
+    alerting: AlertSettings | None = None,
 ) -> faust.App:
     """A configured faust App; run it with faust.Worker."""
     app = faust.App(
@@ -210,5 +213,9 @@ def create_worker(
         body = {"status": "ready" if ready else "starting", "model": info, "assigned_partitions": assigned}
         return web.json(body, status=200 if ready else 503)
 
+    if alerting is not None and alerting.enabled:
+        add_detection(app, topics, alerting, window_specs(windows)[0].name, metrics, info["version"])
+        if alerting.targets:
+            add_delivery(app, topics, alerting, metrics)
     app.finmon_state = state  # type: ignore[attr-defined]
     return app

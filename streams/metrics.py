@@ -66,6 +66,29 @@ class WorkerMetrics:
             "finmon_assigned_partitions", "Partitions assigned to this worker.", registry=registry
         )
 
+        self.alerts = Counter(
+            "finmon_alerts_total",
+            "Alert records produced, by status and scope.",
+            ["status", "scope"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "finmon_alert_deliveries_total",
+            "Alert deliveries, by target and outcome.",
+            ["target", "outcome"],
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "finmon_alert_delivery_seconds",
+            "Time to deliver (all attempts).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.delivery_retries = Counter(
+            "finmon_alert_delivery_retries_total", "Delivery attempts retried.", ["target"], registry=registry
+        )
+        self.alerts_dead = Counter("finmon_alerts_dead_lettered_total", "Alerts sent to alerts.dlq.", registry=registry)
+
     def observe_inference(self, timings: Timings) -> None:
         self.tokenize_seconds.observe(timings.tokenize_seconds)
         for size, seconds in zip(timings.batch_sizes, timings.inference_seconds, strict=True):

@@ -33,6 +33,8 @@ class TopicSettings(BaseModel):
     scored: str = "news.scored"
     dlq: str = "news.dlq"
     trends: str = "sentiment.trends"
+    alerts: str = "alerts"
+    alerts_dlq: str = "alerts.dlq"
     partitions: int = Field(1, ge=1, description="Partitions of topics finmon creates (existing ones are kept).")
     replication: int = Field(1, ge=1, description="Replication factor of topics finmon creates.")
 

@@ -35,7 +35,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [topics.news, topics.scored, topics.dlq, topics.trends]
+        wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
         missing = [name for name in wanted if name not in existing]
         if missing:
             await admin.create_topics([NewTopic(name, topics.partitions, topics.replication) for name in missing])

@@ -36,7 +36,15 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
     asyncio.run(ensure_topics(settings.kafka, settings.topics))
     metrics = WorkerMetrics(CollectorRegistry())
-    app = create_worker(settings.kafka, settings.topics, settings.stream, settings.windows, classifier, metrics)
+    app = create_worker(
+        settings.kafka,
+        settings.topics,
+        settings.stream,
+        settings.windows,
+        classifier,
+        metrics,
+        alerting=settings.alerts,
+    )
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
     print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
     faust.Worker(app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True).execute_from_commandline()

@@ -47,6 +47,8 @@ class Pipeline:
             "scored": f"{self.name}.scored",
             "dlq": f"{self.name}.dlq",
             "trends": f"{self.name}.trends",
+            "alerts": f"{self.name}.alerts",
+            "alerts_dlq": f"{self.name}.alerts-dlq",
         }
 
     def env(self) -> dict[str, str]:

@@ -1,0 +1,191 @@
+"""Alerts end to end on the Tansu broker: a surge fires once and resolves once; delivery survives a kill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from monitor.embedded_broker import free_port
+from tests.integration.conftest import Pipeline, stop
+
+pytestmark = pytest.mark.integration
+WINDOW = 3
+
+
+class Receiver:
+    """A real HTTP server on loopback in its own thread; records requests, can hang the first ones."""
+
+    def __init__(self, hang_first: int = 0) -> None:
+        self.port = free_port()
+        self.requests: list[dict[str, Any]] = []
+        self.hang_first = hang_first
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append(
+            {"headers": dict(request.headers), "body": json.loads(body), "raw": body, "at": time.time()}
+        )
+        if len(self.requests) <= self.hang_first:
+            await asyncio.sleep(3600)
+        return web.Response(status=200)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        runner = web.AppRunner(app)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, condition: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(self.requests):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def alert_env(pipeline: Pipeline, receiver: Receiver) -> None:
+    pipeline.extra_env.update(
+        {
+            "FINMON_WINDOWS__TUMBLING_SECONDS": str(WINDOW),
+            "FINMON_WINDOWS__HOPPING_SECONDS": str(2 * WINDOW),
+            "FINMON_WINDOWS__HOPPING_STEP_SECONDS": str(WINDOW),
+            "FINMON_WINDOWS__GRACE_SECONDS": "1",
+            "FINMON_WINDOWS__EMIT_INTERVAL": "0.5",
+            "FINMON_ALERTS__TARGETS": json.dumps([{"url": receiver.url, "secret": "k", "name": "test"}]),
+            "FINMON_ALERTS__BASE_DELAY": "0.2",
+            "FINMON_ALERTS__MAX_ATTEMPTS": "20",
+            "FINMON_ALERTS__MIN_COUNT": "6",
+        }
+    )
+
+
+async def feed_live(url: str, topic: str, phases: list[tuple[float, bool]], per_second: int = 5) -> float:
+    """Send oil and Fed headlines in real time; during a surge every oil headline is negative."""
+    producer = AIOKafkaProducer(bootstrap_servers=url)
+    await producer.start()
+    surge_started = 0.0
+    n = 0
+    try:
+        for seconds, surge in phases:
+            if surge and not surge_started:
+                surge_started = time.time()
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for topic_word in ("oil", "fed"):
+                    for _ in range(per_second):
+                        mood = "bad" if surge and topic_word == "oil" else ("bad", "flat", "good", "flat")[n % 4]
+                        n += 1
+                        doc = {
+                            "id": f"live-{n}",
+                            "published_at": datetime.now(UTC).isoformat(),
+                            "title": f"{mood} {topic_word} w{n % 40} story {n}",
+                            "source": "test",
+                        }
+                        await producer.send(topic, json.dumps(doc).encode(), key=doc["id"].encode())
+                await asyncio.sleep(1.0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return surge_started
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def test_a_surge_on_one_topic_fires_once_and_resolves_once(pipeline: Pipeline, receiver: Receiver) -> None:
+    alert_env(pipeline, receiver)
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        phases = [(8 * WINDOW, False), (3 * WINDOW, True), (5 * WINDOW, False)]
+        surge_at = asyncio.run(feed_live(pipeline.url, pipeline.topics["news"], phases))
+        assert receiver.wait_for(lambda r: any(x["body"]["status"] == "resolved" for x in r), timeout=30)
+        time.sleep(2 * WINDOW)
+    finally:
+        stop(worker)
+    bodies = [r["body"] for r in receiver.requests]
+    assert [(b["status"], b["key"]) for b in bodies] == [("firing", "Energy / Oil"), ("resolved", "Energy / Oil")]
+    firing, resolved = bodies
+    assert firing["alert_id"] == resolved["alert_id"]
+    started = datetime.fromisoformat(firing["window"]["start"]).timestamp()
+    assert started <= surge_at + 2 * WINDOW, "fired more than two windows after the surge began"
+    assert firing["observed_negative_share"] > 0.6 and firing["headlines"]
+    assert all("bad oil" in h["title"] for h in firing["headlines"])
+    for request in receiver.requests:
+        assert verify("k", request["headers"][SIGNATURE_HEADER], request["raw"])
+
+
+def test_an_alert_interrupted_mid_delivery_is_delivered_after_restart(pipeline: Pipeline) -> None:
+    with Receiver(hang_first=1) as receiver:
+        alert_env(pipeline, receiver)
+        alert = {
+            "alert_id": "kill-test",
+            "status": "firing",
+            "scope": "topic",
+            "key": "Macro",
+            "count": 20,
+            "observed_negative_share": 0.9,
+            "baseline_negative_share": 0.2,
+            "severity": "warning",
+            "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
+            "headlines": [],
+        }
+        worker = pipeline.start_worker()
+        try:
+            pipeline.wait_ready(worker)
+
+            asyncio.run(_produce_alert(pipeline, alert))
+            assert receiver.wait_for(lambda r: len(r) >= 1, timeout=30), "the alert never reached the receiver"
+        finally:
+            stop(worker, signal.SIGKILL)
+        worker = pipeline.start_worker()
+        try:
+            assert receiver.wait_for(lambda r: len(r) >= 2, timeout=60), "not delivered after the restart"
+        finally:
+            stop(worker)
+        keys = [r["headers"][IDEMPOTENCY_HEADER] for r in receiver.requests]
+        assert keys[:2] == ["kill-test:firing", "kill-test:firing"]
+
+
+async def _produce_alert(pipeline: Pipeline, alert: dict[str, Any]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.url)
+    await producer.start()
+    try:
+        await producer.send_and_wait(pipeline.topics["alerts"], json.dumps(alert).encode(), key=b"kill-test")
+    finally:
+        await producer.stop()
