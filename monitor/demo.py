@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.embedded_broker import EmbeddedBroker, free_port
 from monitor.feed import FeedOptions, run_feed
+from monitor.receiver import AlertInbox
 from monitor.settings import Settings
 from streams.settings import KafkaSettings
 from streams.topics import client_options, ensure_topics
@@ -88,9 +89,12 @@ class View:
         return "\n".join(lines)
 
 
-def worker_env(settings: Settings, url: str, embedded: bool) -> dict[str, str]:
+def worker_env(settings: Settings, url: str, embedded: bool, inbox_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["FINMON_KAFKA__BOOTSTRAP_SERVERS"] = url
+    if not settings.alerts.targets:
+        env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": inbox_url, "name": "demo-inbox"}])
+    env.setdefault("FINMON_WINDOWS__GRACE_SECONDS", "5")
     if embedded:  # what BROKER.md says the embedded broker needs
         env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
         env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
@@ -120,24 +124,34 @@ def scrape(url: str) -> str | None:
         return None
 
 
-async def show(view: View, settings: Settings, metrics_url: str, urls: str, stop: asyncio.Event) -> None:
+async def show(
+    view: View, inbox: AlertInbox, settings: Settings, metrics_url: str, urls: str, stop: asyncio.Event
+) -> None:
     window = f"{settings.windows.tumbling_seconds}s"
     tty = sys.stdout.isatty()
     while not stop.is_set():
         text = await asyncio.to_thread(scrape, metrics_url)
         if text:
             view.add_metrics(text, time.monotonic())
-        screen = view.render(urls, window)
+        screen = view.render(urls, window) + "\n" + "\n".join(inbox.render())
         print(("\x1b[2J\x1b[H" + screen) if tty else screen + "\n", flush=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=2.0)
 
 
 async def demo_loop(
-    settings: Settings, url: str, metrics_url: str, urls: str, duration: float | None, rate: float
+    settings: Settings,
+    url: str,
+    metrics_url: str,
+    urls: str,
+    duration: float | None,
+    rate: float,
+    inbox: AlertInbox,
+    inbox_port: int,
 ) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
     await ensure_topics(kafka, settings.topics)
+    await inbox.start("127.0.0.1", inbox_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,12 +161,13 @@ async def demo_loop(
     tasks = [
         asyncio.create_task(run_feed(kafka, settings.topics.news, options, stop)),
         asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),
-        asyncio.create_task(show(view, settings, metrics_url, urls, stop)),
+        asyncio.create_task(show(view, inbox, settings, metrics_url, urls, stop)),
     ]
     if duration is not None:
         loop.call_later(duration, stop.set)
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await inbox.stop()
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -172,7 +187,8 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
     broker = EmbeddedBroker(log_file=state / "broker.log").start() if embedded else None
     url = broker.url if broker else str(settings.kafka.bootstrap_servers)
     port = settings.stream.web_port or free_port()
-    env = worker_env(settings, url, embedded)
+    inbox, inbox_port = AlertInbox(), free_port()
+    env = worker_env(settings, url, embedded, f"http://127.0.0.1:{inbox_port}/alerts")
     env["FINMON_STREAM__WEB_PORT"] = str(port)
     web = f"http://{settings.stream.web_host}:{port}"
     urls = f"broker {url}  metrics {web}/metrics  health {web}/health"
@@ -187,7 +203,7 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
         flush=True,
     )
     try:
-        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate))
+        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port))
     finally:
         stop_process(worker)
         if broker:

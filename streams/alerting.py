@@ -113,3 +113,18 @@ def add_delivery(app: faust.App, topics: TopicSettings, settings: AlertSettings,
                     key = f"{alert['alert_id']}{SEP}{alert['status']}".encode()
                     await (await dead.send(key=key, value=dumps(letter)))
                     metrics.alerts_dead.inc()
+
+
+def create_delivery_app(
+    app: faust.App, topics: TopicSettings, settings: AlertSettings, metrics: WorkerMetrics
+) -> faust.App:
+    """An app that only delivers alerts (``finmon alerts``), with /metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    add_delivery(app, topics, settings, metrics)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return app

@@ -72,19 +72,10 @@ def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
     return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
 
 
-def create_worker(
-    kafka: KafkaSettings,
-    topics: TopicSettings,
-    stream: StreamSettings,
-    windows: WindowSettings,
-    classifier: Classifier,
-    metrics: WorkerMetrics,
-    clock: Callable[[], float] = time.time,
-    alerting: AlertSettings | None = None,
-) -> faust.App:
-    """A configured faust App; run it with faust.Worker."""
-    app = faust.App(
-        stream.app_id,
+def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings, app_id: str) -> faust.App:
+    """A faust App connected by the settings, with /metrics-friendly web settings and no autodiscovery."""
+    return faust.App(
+        app_id,
         broker=broker_url(kafka),
         broker_credentials=credentials(kafka),
         store="memory://",
@@ -101,6 +92,20 @@ def create_worker(
         autodiscover=False,
         web_in_thread=False,
     )
+
+
+def create_worker(
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    stream: StreamSettings,
+    windows: WindowSettings,
+    classifier: Classifier,
+    metrics: WorkerMetrics,
+    clock: Callable[[], float] = time.time,
+    alerting: AlertSettings | None = None,
+) -> faust.App:
+    """A configured faust App; run it with faust.Worker."""
+    app = base_app(kafka, topics, stream, stream.app_id)
     raw: dict[str, Any] = {
         "key_serializer": "raw",
         "value_serializer": "raw",

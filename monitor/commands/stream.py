@@ -51,6 +51,30 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def alerts(args: argparse.Namespace, settings: Settings) -> int:
+    """Deliver alerts only (run workers without targets when delivery runs here)."""
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from streams.alerting import create_delivery_app
+    from streams.app import base_app
+    from streams.metrics import WorkerMetrics
+    from streams.topics import ensure_topics
+
+    if not settings.kafka.bootstrap_servers:
+        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+    if not settings.alerts.targets:
+        raise UsageError("no webhook targets: set FINMON_ALERTS__TARGETS to a JSON list of {url, format, secret}")
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    metrics = WorkerMetrics(CollectorRegistry())
+    app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
+    create_delivery_app(app, settings.topics, settings.alerts, metrics)
+    names = ", ".join(t.name or t.url for t in settings.alerts.targets)
+    print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
+    faust.Worker(app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True).execute_from_commandline()
+    return 0
+
+
 def feed(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.feed import FeedOptions, run_feed
 
@@ -79,6 +103,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run the streaming worker against a Kafka cluster")
     p.set_defaults(handler=worker)
+    p = sub.add_parser("alerts", help="deliver alerts to the webhook targets (without scoring)")
+    p.set_defaults(handler=alerts)
     p = sub.add_parser("feed", help="send a synthetic stream or replay a file onto the news topic")
     p.add_argument("--rate", type=float, default=20.0, help="documents per second")
     p.add_argument("--count", type=positive_int, help="stop after this many documents (default: endless)")

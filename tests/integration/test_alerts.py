@@ -186,6 +186,48 @@ async def _produce_alert(pipeline: Pipeline, alert: dict[str, Any]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.url)
     await producer.start()
     try:
-        await producer.send_and_wait(pipeline.topics["alerts"], json.dumps(alert).encode(), key=b"kill-test")
+        await producer.send_and_wait(
+            pipeline.topics["alerts"], json.dumps(alert).encode(), key=alert["alert_id"].encode()
+        )
     finally:
         await producer.stop()
+
+
+def test_finmon_alerts_delivers_on_its_own_in_the_alertmanager_format(pipeline: Pipeline) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with Receiver() as receiver:
+        alert_env(pipeline, receiver)
+        pipeline.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": receiver.url, "format": "alertmanager"}])
+        env = pipeline.env()
+        log = (pipeline.folder / "alerts.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "alerts"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            alert = {
+                "alert_id": "solo",
+                "status": "resolved",
+                "scope": "ticker",
+                "key": "ACME",
+                "count": 12,
+                "observed_negative_share": 0.1,
+                "baseline_negative_share": 0.2,
+                "severity": "warning",
+                "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
+                "headlines": [],
+            }
+            asyncio.run(_produce_alert(pipeline, alert))
+            assert receiver.wait_for(lambda r: len(r) >= 1, timeout=60), (pipeline.folder / "alerts.log").read_text()
+        finally:
+            stop(process)
+        [request] = receiver.requests
+        assert request["body"]["version"] == "4" and request["body"]["status"] == "resolved"
+        assert request["body"]["alerts"][0]["labels"]["key"] == "ACME"
+        assert os.environ.get("FINMON_ALERTS__TARGETS") is None
