@@ -42,31 +42,31 @@ SOURCES = ["Newswire", "MarketDesk", "FinWire", "Street Journal", "Global Market
 TEMPLATES: dict[str, dict[str, list[str]]] = {
     "negative": {
         "Earnings": [
-            "{c} cuts full-year outlook after weak quarter ${t}",
-            "{c} issues profit warning, shares slump",
+            "{c} cuts full-year outlook by {n}% after weak quarter ${t}",
+            "{c} issues profit warning, shares slump {n}%",
             "{c} misses earnings estimates as margins shrink ${t}",
         ],
         "Analyst Update": [
             "{bank} downgrades {c} to sell on slowing demand ${t}",
-            "{c} cut to underperform at {bank}, price target lowered",
+            "{c} cut to underperform at {bank}, price target lowered {n}%",
         ],
         "Stock Movement": ["{c} shares tumble {n}% after guidance cut ${t}", "${t} sinks {n}% in heavy selling"],
-        "Legal / Regulation": ["Regulators open probe into {c} accounting ${t}", "{c} fined over data breach"],
-        "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops on surprise inventory build"],
-        "Macro": ["Inflation unexpectedly accelerates, stocks fall", "Factory output contracts for third month"],
+        "Legal / Regulation": ["Regulators open probe into {c} accounting, {n} units named ${t}", "{c} fined ${n}m over data breach"],
+        "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops {n}% on surprise inventory build"],
+        "Macro": ["Inflation unexpectedly accelerates to {n}%, stocks fall", "Factory output contracts {n}% for third month"],
     },
     "neutral": {
         "Company / Product News": [
-            "{c} to present at investor conference next week ${t}",
-            "{c} unveils new product line ${t}",
+            "{c} to present at investor conference on day {n} ${t}",
+            "{c} unveils {n} new products ${t}",
         ],
-        "Personnel Change": ["{c} names new chief financial officer ${t}"],
-        "Fed / Central Banks": ["Fed officials meet this week to discuss rates", "ECB keeps rates unchanged"],
-        "Markets": ["Stocks open mixed ahead of jobs data", "Treasury yields steady before auction"],
-        "Dividend": ["{c} declares regular quarterly dividend ${t}"],
+        "Personnel Change": ["{c} names new chief financial officer after {n} years ${t}"],
+        "Fed / Central Banks": ["Fed officials meet in {n} days to discuss rates", "ECB keeps rates unchanged for {n}th meeting"],
+        "Markets": ["Stocks open mixed ahead of jobs data, {n} sectors up", "Treasury yields steady before ${n}bn auction"],
+        "Dividend": ["{c} declares regular quarterly dividend of {n} cents ${t}"],
     },
     "positive": {
-        "Earnings": ["{c} beats estimates and raises full-year guidance ${t}", "{c} posts record quarterly profit"],
+        "Earnings": ["{c} beats estimates and raises full-year guidance ${t}", "{c} posts record quarterly profit, up {n}%"],
         "Dividend": ["{c} raises dividend {n}% and expands buyback ${t}"],
         "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside ${t}"],
         "Stock Movement": ["{c} shares jump {n}% on strong demand ${t}", "${t} rallies {n}% to record high"],
@@ -117,7 +117,7 @@ class SyntheticNews:
             sentiment = rng.choices(list(MIX), weights=list(MIX.values()))[0]
             topic = rng.choice(list(TEMPLATES[sentiment]))
         title = rng.choice(TEMPLATES[sentiment][topic]).format(
-            c=company, t=ticker, n=rng.randint(2, 25), bank=rng.choice(BANKS)
+            c=company, t=ticker, n=rng.randint(2, 99), bank=rng.choice(BANKS)
         )
         return {
             "id": str(uuid.UUID(int=rng.getrandbits(128))),
