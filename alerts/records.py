@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -36,8 +36,15 @@ class KeyState:
     windows: int = 0
     firing: dict[str, Any] | None = None
     calm: int = 0
-    cooldown_until: float = float("-inf")
-    history: list[float] = field(default_factory=list)
+    cooldown_until: float = -1.0
+    last_window: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyState:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def alert_id(scope: str, key: str, window_start: str) -> str:

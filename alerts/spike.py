@@ -9,6 +9,7 @@ once and cannot fire again within the cooldown. The baseline learns only from ca
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from alerts.records import KeyState, WindowStats, alert_id
@@ -21,21 +22,33 @@ SHARE_BOUNDS = (0.01, 0.95)
 
 
 class SpikeDetector:
-    """Stateful detector over many keys; returns the alert records each window produces."""
+    """Detector over many keys; returns the alert records each window produces.
 
-    def __init__(self, settings: DetectorSettings) -> None:
+    Per-key state lives in ``store`` (a dict, or a changelogged table in the worker), so
+    baselines, firing alerts and cooldowns survive a restart. A window already judged for a key
+    (a final record repeated after a restart) is ignored.
+    """
+
+    def __init__(self, settings: DetectorSettings, store: MutableMapping[str, Any] | None = None) -> None:
         self.settings = settings
-        self.keys: dict[tuple[str, str], KeyState] = {}
+        self.store: MutableMapping[str, Any] = store if store is not None else {}
 
     def state(self, scope: str, key: str) -> KeyState:
-        found = self.keys.get((scope, key))
+        found = self.store.get(f"{scope}|{key}")
         if found is None:
-            found = KeyState(self.settings.prior_share, self.settings.prior_count)
-            self.keys[(scope, key)] = found
-        return found
+            return KeyState(self.settings.prior_share, self.settings.prior_count)
+        return KeyState.from_dict(found)
 
     def observe(self, stats: WindowStats) -> list[dict[str, Any]]:
         state = self.state(stats.scope, stats.key)
+        if stats.window_start <= state.last_window:
+            return []
+        state.last_window = stats.window_start
+        produced = self._judge(state, stats)
+        self.store[f"{stats.scope}|{stats.key}"] = state.as_dict()
+        return produced
+
+    def _judge(self, state: KeyState, stats: WindowStats) -> list[dict[str, Any]]:
         if state.firing is not None:
             return self._while_firing(state, stats)
         decision = self._test(state, stats)

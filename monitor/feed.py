@@ -51,9 +51,15 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
             "{c} cut to underperform at {bank}, price target lowered {n}%",
         ],
         "Stock Movement": ["{c} shares tumble {n}% after guidance cut ${t}", "${t} sinks {n}% in heavy selling"],
-        "Legal / Regulation": ["Regulators open probe into {c} accounting, {n} units named ${t}", "{c} fined ${n}m over data breach"],
+        "Legal / Regulation": [
+            "Regulators open probe into {c} accounting, {n} units named ${t}",
+            "{c} fined ${n}m over data breach",
+        ],
         "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops {n}% on surprise inventory build"],
-        "Macro": ["Inflation unexpectedly accelerates to {n}%, stocks fall", "Factory output contracts {n}% for third month"],
+        "Macro": [
+            "Inflation unexpectedly accelerates to {n}%, stocks fall",
+            "Factory output contracts {n}% for third month",
+        ],
     },
     "neutral": {
         "Company / Product News": [
@@ -61,12 +67,21 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
             "{c} unveils {n} new products ${t}",
         ],
         "Personnel Change": ["{c} names new chief financial officer after {n} years ${t}"],
-        "Fed / Central Banks": ["Fed officials meet in {n} days to discuss rates", "ECB keeps rates unchanged for {n}th meeting"],
-        "Markets": ["Stocks open mixed ahead of jobs data, {n} sectors up", "Treasury yields steady before ${n}bn auction"],
+        "Fed / Central Banks": [
+            "Fed officials meet in {n} days to discuss rates",
+            "ECB keeps rates unchanged for {n}th meeting",
+        ],
+        "Markets": [
+            "Stocks open mixed ahead of jobs data, {n} sectors up",
+            "Treasury yields steady before ${n}bn auction",
+        ],
         "Dividend": ["{c} declares regular quarterly dividend of {n} cents ${t}"],
     },
     "positive": {
-        "Earnings": ["{c} beats estimates and raises full-year guidance ${t}", "{c} posts record quarterly profit, up {n}%"],
+        "Earnings": [
+            "{c} beats estimates and raises full-year guidance ${t}",
+            "{c} posts record quarterly profit, up {n}%",
+        ],
         "Dividend": ["{c} raises dividend {n}% and expands buyback ${t}"],
         "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside ${t}"],
         "Stock Movement": ["{c} shares jump {n}% on strong demand ${t}", "${t} rallies {n}% to record high"],

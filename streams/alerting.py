@@ -56,19 +56,15 @@ def add_detection(
     """Judge each closed window of ``window_name`` once, in order per key; produce alerts."""
     trends = app.topic(topics.trends, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
-    detector = SpikeDetector(settings.detector())
-    judged: dict[tuple[str, str], str] = {}
+    store = app.Table("detector-state", default=None, partitions=topics.partitions, key_type=str)
+    detector = SpikeDetector(settings.detector(), store)
 
     @app.agent(trends)
     async def detect(records: faust.StreamT) -> None:
         async for value in records:
             record = json.loads(value)
-            ident = (record["scope"], record["key"])
             if not record.get("final") or record.get("window") != window_name:
                 continue
-            if judged.get(ident, "") >= record["window_start"]:
-                continue  # a final record repeated after a restart
-            judged[ident] = record["window_start"]
             end = faust.utils.iso8601.parse(record["window_end"]).timestamp()
             stats = window_stats({**record, "model_version": model_version}, end)
             produced = detector.observe(stats)

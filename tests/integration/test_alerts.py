@@ -231,3 +231,38 @@ def test_finmon_alerts_delivers_on_its_own_in_the_alertmanager_format(pipeline: 
         assert request["body"]["version"] == "4" and request["body"]["status"] == "resolved"
         assert request["body"]["alerts"][0]["labels"]["key"] == "ACME"
         assert os.environ.get("FINMON_ALERTS__TARGETS") is None
+
+
+def test_an_undeliverable_alert_goes_to_the_alerts_dlq(pipeline: Pipeline) -> None:
+    with Receiver() as receiver:
+        alert_env(pipeline, receiver)
+    closed = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    pipeline.extra_env.update(
+        {
+            "FINMON_ALERTS__TARGETS": json.dumps([{"url": closed, "name": "gone"}]),
+            "FINMON_ALERTS__MAX_ATTEMPTS": "2",
+            "FINMON_ALERTS__BASE_DELAY": "0.1",
+        }
+    )
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        alert = {
+            "alert_id": "lost?",
+            "status": "firing",
+            "scope": "topic",
+            "key": "Macro",
+            "count": 20,
+            "observed_negative_share": 0.9,
+            "baseline_negative_share": 0.2,
+            "severity": "warning",
+            "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
+            "headlines": [],
+        }
+        asyncio.run(_produce_alert(pipeline, alert))
+        [letter] = pipeline.consume("alerts_dlq", lambda r: len(r) >= 1, timeout=60)
+        assert letter["alert"]["alert_id"] == "lost?"
+        assert letter["failures"][0]["target"] == "gone" and letter["failures"][0]["attempts"] == 2
+        assert "finmon_alerts_dead_lettered_total 1.0" in pipeline.metrics()
+    finally:
+        stop(worker)

@@ -91,3 +91,16 @@ def test_false_positive_rate_on_a_long_stationary_stream_is_below_alpha() -> Non
         negative = sum(rng.random() < 0.25 for _ in range(total))
         fired += sum(a["status"] == "firing" for a in detector.observe(window(i, negative, total)))
     assert fired / 10_000 < settings.alpha
+
+
+def test_state_in_the_store_survives_a_new_detector_and_repeated_windows_are_ignored() -> None:
+    store: dict = {}
+    first = SpikeDetector(DetectorSettings(), store)
+    sequence = [*steady(0, 30), window(30, 16, 20)]
+    assert [a["status"] for a in run(first, sequence)] == ["firing"]
+    restarted = SpikeDetector(DetectorSettings(), store)
+    assert restarted.observe(window(30, 16, 20)) == []  # the same final window again
+    assert run(restarted, [window(31, 16, 20)]) == []  # still the same alert
+    resolved = run(restarted, [window(32, 5, 20), window(33, 5, 20)])
+    assert [a["status"] for a in resolved] == ["resolved"]
+    assert resolved[0]["alert_id"] == run(SpikeDetector(DetectorSettings()), sequence)[0]["alert_id"]
