@@ -132,7 +132,14 @@ def create_worker(
         loop = asyncio.get_running_loop()
         async for events in events_stream.take_events(stream.batch_max, within=stream.batch_within):
             messages = [
-                Message(e.message.value, e.message.key, e.message.topic, e.message.partition, e.message.offset)
+                Message(
+                    e.message.value,
+                    e.message.key,
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.timestamp,
+                )
                 for e in events
             ]
             metrics.consumed.inc(len(messages))
@@ -146,6 +153,9 @@ def create_worker(
             for doc, record in result.scored:
                 metrics.scored.labels(topic=record["topic"], sentiment=record["sentiment"]).inc()
                 metrics.event_to_scored.observe(max(0.0, now - doc.published_at.timestamp()))
+            for message in messages:
+                if message.timestamp:
+                    metrics.ingest_to_scored.observe(max(0.0, now - message.timestamp))
             for letter in result.dead:
                 metrics.dead_letters.labels(reason=letter.reason).inc()
 
@@ -191,6 +201,8 @@ def create_worker(
                 pending.remove(entry)
 
     last_expiry = [0.0]
+    tumbling = window_specs(windows)[0].name
+    watch = frozenset(t.upper() for t in windows.watch_tickers)
 
     @app.timer(interval=windows.emit_interval)
     async def emit() -> None:
@@ -200,6 +212,8 @@ def create_worker(
         await asyncio.gather(*sent)
         for r in records:
             metrics.trend_records.labels(final=str(r["final"]).lower()).inc()
+            if r["final"] and r["window"] == tumbling:
+                metrics.closed_window(r, watch)
         if now - last_expiry[0] >= EXPIRY_EVERY and not pending:
             last_expiry[0] = now
             for mapping, key in state.expired(now):

@@ -58,6 +58,24 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.ingest_to_scored = Histogram(
+            "finmon_ingest_to_scored_seconds",
+            "Kafka message timestamp (ingest) to scored, in seconds.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.window_negative_share = Gauge(
+            "finmon_window_negative_share",
+            "Negative share of the latest closed tumbling window.",
+            ["scope", "key"],
+            registry=registry,
+        )
+        self.window_documents = Gauge(
+            "finmon_window_documents",
+            "Documents in the latest closed tumbling window.",
+            ["scope", "key"],
+            registry=registry,
+        )
         self.model_info = Gauge(
             "finmon_model_info", "The loaded model (value 1).", ["version", "provider", "precision"], registry=registry
         )
@@ -95,6 +113,13 @@ class WorkerMetrics:
             self.batch_size.observe(size)
             self.inference_seconds.observe(seconds)
         self.truncated.inc(timings.truncated)
+
+    def closed_window(self, record: dict[str, object], watch: frozenset[str]) -> None:
+        """Gauges for a final window: every topic (bounded: 20), tickers only on the watch-list."""
+        scope, key = str(record["scope"]), str(record["key"])
+        if scope == "topic" or key in watch:
+            self.window_negative_share.labels(scope=scope, key=key).set(float(record["negative_share"]))  # type: ignore[arg-type]
+            self.window_documents.labels(scope=scope, key=key).set(float(record["total"]))  # type: ignore[arg-type]
 
     def model(self, version: str, provider: str, precision: str) -> None:
         self.model_info.labels(version=version, provider=provider, precision=precision).set(1)

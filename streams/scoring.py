@@ -26,6 +26,7 @@ class Message:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    timestamp: float | None = None
 
 
 @dataclass

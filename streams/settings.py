@@ -72,3 +72,6 @@ class WindowSettings(BaseModel):
     grace_seconds: int = Field(30, ge=0, description="How late an event may arrive and still be counted.")
     max_future_seconds: int = Field(300, ge=0, description="Events further ahead of the clock are not counted.")
     emit_interval: float = Field(2.0, gt=0, description="Seconds between trend updates and window-closing checks.")
+    watch_tickers: tuple[str, ...] = Field(
+        (), description='Tickers that get their own Prometheus gauges, as JSON (["AAPL", "TSLA"]); keep it short.'
+    )
