@@ -23,6 +23,7 @@ from alerts.settings import AlertSettings
 from models.runtime import Classifier
 from streams.alerting import add_delivery, add_detection
 from streams.decode import Limits
+from streams.health import StreamHealth
 from streams.metrics import WorkerMetrics
 from streams.records import dumps
 from streams.scoring import Message, score_batch
@@ -125,7 +126,9 @@ def create_worker(
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finmon-inference")
     pending: list[tuple[Any, str, int]] = []
     info = classifier.describe()
-    metrics.model(info["version"], info["provider"], info["precision"])
+    metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
+    health_sensor = StreamHealth(metrics)
+    app.sensors.add(health_sensor)
 
     @app.agent(news)
     async def score(events_stream: Any) -> None:
@@ -222,6 +225,7 @@ def create_worker(
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        health_sensor.refresh_lag(app)
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")

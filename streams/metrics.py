@@ -76,6 +76,21 @@ class WorkerMetrics:
             ["scope", "key"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "finmon_consumer_lag",
+            "Messages behind the end of each assigned partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "finmon_rebalances_total", "Consumer group rebalances seen by this worker.", registry=registry
+        )
+        self.commit_seconds = Histogram(
+            "finmon_commit_seconds", "Time to commit consumer offsets.", buckets=FAST_BUCKETS, registry=registry
+        )
+        self.gpu_requested = Gauge(
+            "finmon_model_gpu_requested", "1 when the settings ask for the CUDA provider.", registry=registry
+        )
         self.model_info = Gauge(
             "finmon_model_info", "The loaded model (value 1).", ["version", "provider", "precision"], registry=registry
         )
@@ -121,6 +136,7 @@ class WorkerMetrics:
             self.window_negative_share.labels(scope=scope, key=key).set(float(record["negative_share"]))  # type: ignore[arg-type]
             self.window_documents.labels(scope=scope, key=key).set(float(record["total"]))  # type: ignore[arg-type]
 
-    def model(self, version: str, provider: str, precision: str) -> None:
+    def model(self, version: str, provider: str, precision: str, requested: str = "auto") -> None:
         self.model_info.labels(version=version, provider=provider, precision=precision).set(1)
+        self.gpu_requested.set(1 if requested == "cuda" else 0)
         self.model_loaded.set(1)

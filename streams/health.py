@@ -1,0 +1,50 @@
+"""Stream health from faust's sensor hooks: rebalances, commit latency, consumer lag per partition."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.metrics import WorkerMetrics
+
+
+class StreamHealth(faust.Sensor):
+    """Feeds the worker's metrics from faust's own events (no second Prometheus exporter)."""
+
+    def __init__(self, metrics: WorkerMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+        self.read: dict[TP, int] = {}
+
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        self.read[tp] = offset + 1
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return time.monotonic()
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        if isinstance(state, float):
+            self.metrics.commit_seconds.observe(time.monotonic() - state)
+
+    def on_rebalance_start(self, app: Any) -> dict[str, Any]:
+        self.metrics.rebalances.inc()
+        return {}
+
+    def refresh_lag(self, app: faust.App) -> None:
+        """Set finmon_consumer_lag for every assigned partition (called at scrape time)."""
+        consumer = app.consumer
+        if consumer is None:
+            return
+        self.metrics.consumer_lag.clear()
+        for tp in consumer.assignment():
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # the driver raises while a partition is not fetched yet
+                continue
+            if end is None:
+                continue
+            lag = max(0, int(end) - self.read.get(tp, int(end)))
+            self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
