@@ -82,6 +82,7 @@ def add_delivery(app: faust.App, topics: TopicSettings, settings: AlertSettings,
     dead = app.topic(topics.alerts_dlq, key_serializer="raw", value_serializer="raw")
     policy = RetryPolicy(settings.max_attempts, settings.base_delay, settings.max_delay)
     receivers = targets(settings)
+    metrics.delivery_targets([t.name for t in receivers])
     rng = random.Random()
 
     @app.agent(alerts)

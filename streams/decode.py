@@ -12,6 +12,7 @@ from typing import Any
 
 from streams.records import DeadLetter, NewsDocument
 
+REASONS = ("empty_message", "too_large", "invalid_utf8", "invalid_json", "schema", "empty_text", "inference_error")
 KNOWN_FIELDS = {"schema_version", "id", "published_at", "source", "title", "body", "url", "lang", "tickers"}
 MAX_ID_CHARS = 256
 MAX_TICKERS_GIVEN = 64

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from models.runtime import Timings
+from streams.decode import REASONS
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -121,6 +122,26 @@ class WorkerMetrics:
             "finmon_alert_delivery_retries_total", "Delivery attempts retried.", ["target"], registry=registry
         )
         self.alerts_dead = Counter("finmon_alerts_dead_lettered_total", "Alerts sent to alerts.dlq.", registry=registry)
+
+        self._zeros()
+
+    def _zeros(self) -> None:
+        """Create every known label combination at 0, so dashboards and rules see series from the start."""
+        for reason in REASONS:
+            self.dead_letters.labels(reason=reason)
+        for scope in ("topic", "ticker"):
+            for outcome in ("counted", "duplicate", "late", "future"):
+                self.window_events.labels(scope=scope, outcome=outcome)
+            for status in ("firing", "resolved"):
+                self.alerts.labels(status=status, scope=scope)
+        for final in ("true", "false"):
+            self.trend_records.labels(final=final)
+
+    def delivery_targets(self, names: list[str]) -> None:
+        for name in names:
+            self.delivery_retries.labels(target=name)
+            for outcome in ("delivered", "failed", "permanent"):
+                self.deliveries.labels(target=name, outcome=outcome)
 
     def observe_inference(self, timings: Timings) -> None:
         self.tokenize_seconds.observe(timings.tokenize_seconds)
