@@ -16,6 +16,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	sh tests/install-system-packages.sh
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[cpu,train,dev]'
 	touch $@

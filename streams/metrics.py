@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.runtime import Timings
 from streams.decode import REASONS
 
@@ -127,6 +128,9 @@ class WorkerMetrics:
 
     def _zeros(self) -> None:
         """Create every known label combination at 0, so dashboards and rules see series from the start."""
+        for topic in TOPIC_LABELS:
+            for sentiment in SENTIMENT_LABELS:
+                self.scored.labels(topic=topic, sentiment=sentiment)
         for reason in REASONS:
             self.dead_letters.labels(reason=reason)
         for scope in ("topic", "ticker"):

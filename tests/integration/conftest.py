@@ -132,13 +132,17 @@ class Pipeline:
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
+    """Signal the process group a fixture started (start_new_session=True), then wait for it."""
+    if process.poll() is not None:
+        return
+    try:
         os.killpg(process.pid, sig)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        process.wait(20)
+    except ProcessLookupError:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 @pytest.fixture

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Debian packages the integration tests start directly (no systemd, no daemons left running):
+# prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager, amtool).
+set -eu
+if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+   && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+# Keep the packages' install scripts from starting services: the tests start the binaries themselves.
+created=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  created=1
+fi
+status=0
+$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+  prometheus prometheus-alertmanager >/dev/null || status=$?
+if [ "$created" = 1 ]; then
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+exit $status
