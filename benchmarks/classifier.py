@@ -63,7 +63,7 @@ def main() -> int:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from models.tokenize import TextEncoder
-    from models.training.export import _fp16, _onnx_fp32
+    from models.training.export import _fp16, _int8, _onnx_fp32
     from models.training.network import TwoHeadClassifier
 
     torch.set_num_threads(torch.get_num_threads())
@@ -72,7 +72,10 @@ def main() -> int:
     encoder = TextEncoder.from_file(base / "tokenizer.json", max_length=128)
     work = Path(tempfile.mkdtemp(prefix="finmon-bench-"))
     _onnx_fp32(model, encoder, work / "fp32.onnx")
-    quantize_dynamic(str(work / "fp32.onnx"), str(work / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    _int8(work / "fp32.onnx", work / "int8.onnx")  # what finmon ships
+    quantize_dynamic(
+        str(work / "fp32.onnx"), str(work / "int8-tensor.onnx"), weight_type=QuantType.QInt8, per_channel=True
+    )  # classic per-tensor activations, for comparison
 
     def torch_run(batch: list[str]) -> object:
         enc = encoder.encode(batch)
@@ -103,6 +106,7 @@ def main() -> int:
         ("pytorch-fp32", torch_run),
         ("onnx-fp32-cpu", onnx_runner(work / "fp32.onnx", ["CPUExecutionProvider"])),
         ("onnx-int8-cpu", onnx_runner(work / "int8.onnx", ["CPUExecutionProvider"])),
+        ("onnx-int8-tensor", onnx_runner(work / "int8-tensor.onnx", ["CPUExecutionProvider"])),
     ]
     if args.cuda:
         _fp16(work / "fp32.onnx", work / "fp16.onnx")

@@ -186,11 +186,7 @@ class Classifier:
         timings.inference_seconds.append(time.perf_counter() - began)
         timings.batch_sizes.append(len(texts))
         sentiment, topic = softmax(sentiment_logits), softmax(topic_logits)
-        lengths = batch.attention_mask.sum(axis=1)
-        return [
-            self._prediction(sentiment[row], topic[row], int(lengths[row]) >= self.encoder.max_length)
-            for row in range(len(texts))
-        ]
+        return [self._prediction(sentiment[row], topic[row], batch.truncated_rows[row]) for row in range(len(texts))]
 
     def _infer(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._use_binding:

@@ -22,7 +22,12 @@ class Batch:
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
-    truncated: int
+    truncated_rows: tuple[bool, ...]
+
+    @property
+    def truncated(self) -> int:
+        """How many documents of the batch were cut to the maximum length."""
+        return sum(self.truncated_rows)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -83,4 +88,4 @@ class TextEncoder:
         for row, (ids, _) in enumerate(framed):
             input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
-        return Batch(input_ids, mask, truncated=sum(cut for _, cut in framed))
+        return Batch(input_ids, mask, tuple(cut for _, cut in framed))

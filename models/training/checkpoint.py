@@ -9,16 +9,24 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModel
 
+from models.dataset import Example
 from models.errors import ArtifactError
 from models.tokenize import TextEncoder
 from models.training.export import MIN_INT8_AGREEMENT, export_artifact
 from models.training.network import TwoHeadClassifier
+from models.training.train import add_int8_metrics
 
 REQUIRED = ("encoder", "heads.pt", "tokenizer.json", "training.json", "validation.jsonl")
 
 
 def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[str]]:
     """The trained network, its training record and its validation texts."""
+    model, record, validation = load_checkpoint_examples(folder)
+    return model, record, [example.text for example in validation]
+
+
+def load_checkpoint_examples(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[Example]]:
+    """The trained network, its training record and its labeled validation split."""
     missing = [name for name in REQUIRED if not (folder / name).exists()]
     if missing:
         raise ArtifactError(f"checkpoint {folder} lacks {', '.join(missing)}")
@@ -30,20 +38,22 @@ def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], li
     model.topic.load_state_dict(heads["topic"])
     record = json.loads((folder / "training.json").read_text(encoding="utf-8"))
     with (folder / "validation.jsonl").open(encoding="utf-8") as handle:
-        texts = [json.loads(line)["text"] for line in handle if line.strip()]
-    return model.eval(), record, texts
+        rows = [json.loads(line) for line in handle if line.strip()]
+    validation = [Example(row["text"], row.get("sentiment"), row.get("topic")) for row in rows]
+    return model.eval(), record, validation
 
 
 def export_checkpoint(
     folder: Path, output: Path, keep_fp32: bool = False, min_int8_agreement: float = MIN_INT8_AGREEMENT
 ) -> dict[str, Any]:
-    model, record, texts = load_checkpoint(folder)
+    model, record, validation = load_checkpoint_examples(folder)
+    texts = [example.text for example in validation]
     encoder = TextEncoder.from_file(
         folder / "tokenizer.json",
         int(record.get("max_length", 128)),
         float(record.get("truncation", {}).get("head_fraction", 0.5)),
     )
-    return export_artifact(
+    manifest = export_artifact(
         model,
         encoder,
         folder / "tokenizer.json",
@@ -53,3 +63,4 @@ def export_checkpoint(
         keep_fp32=keep_fp32,
         min_int8_agreement=min_int8_agreement,
     )
+    return add_int8_metrics(output, validation, manifest)

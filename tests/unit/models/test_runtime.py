@@ -88,3 +88,9 @@ def test_dynamic_padding_reaches_the_session(classifier: Classifier) -> None:
     logits = classifier._infer(batch.input_ids, batch.attention_mask)
     assert batch.input_ids.shape == (2, 5)
     assert np.asarray(logits[0]).shape == (2, 3)
+
+
+def test_only_documents_that_were_cut_are_flagged_truncated(tiny_model: Path) -> None:
+    classifier = Classifier.load(tiny_model, device="cpu")  # max_length 16: 14 words fit exactly
+    exact, cut = classifier.predict([" ".join(["w1"] * 14), " ".join(["w1"] * 15)])
+    assert (exact.truncated, cut.truncated) == (False, True)
