@@ -138,8 +138,9 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     try:
         os.killpg(process.pid, sig)
         process.wait(20)
-    except ProcessLookupError:
-        process.wait(10)
+    except ProcessLookupError:  # not a group leader: signal the process itself
+        process.send_signal(sig)
+        process.wait(20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)

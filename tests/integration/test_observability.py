@@ -175,6 +175,7 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
             env=pipeline.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         yield pipeline, prometheus, receiver
     finally:
