@@ -264,7 +264,7 @@ def fit(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            running = 0.9 * running + 0.1 * float(loss) if step > 1 else float(loss)
+            running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{running:.3f}")
         s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
