@@ -116,7 +116,7 @@ def main() -> int:
         f"onnxruntime {ort.__version__} providers {ort.get_available_providers()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
-    header = f"{'variant':<16}{'text':<10}{'tokens':>7}{'batch':>7}{'docs/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+    header = f"{'variant':<18}{'text':<10}{'tokens':>7}{'batch':>7}{'docs/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
     print(header + f"{'x pytorch':>11}")
     print("-" * (len(header) + 11))
     for kind in ("headline", "128-token"):
@@ -131,7 +131,7 @@ def main() -> int:
                 docs = size / statistics.mean(latencies)
                 baseline = baseline or docs
                 print(
-                    f"{name:<16}{kind:<10}{tokens:>7}{size:>7}{docs:>10.1f}{p50 * 1000:>10.2f}{p99 * 1000:>10.2f}"
+                    f"{name:<18}{kind:<10}{tokens:>7}{size:>7}{docs:>10.1f}{p50 * 1000:>10.2f}{p99 * 1000:>10.2f}"
                     f"{docs / baseline:>10.2f}x",
                     flush=True,
                 )
