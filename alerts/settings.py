@@ -24,6 +24,15 @@ class DetectorSettings(BaseModel):
     baseline_weight: float = Field(0.1, gt=0, le=1, description="Weight of a new window in the baseline (EWMA).")
     prior_share: float = Field(0.25, gt=0, lt=1, description="Baseline negative share of a key with no history.")
     prior_count: float = Field(2.0, ge=0, description="Baseline negative count per window of a new key.")
+    prior_weight: float = Field(2.0, ge=0, description="The prior counts as this many windows of history.")
+    warmup_windows: int = Field(3, ge=0, description="Windows a new key only learns from before it can fire.")
+    firing_learning: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Share of the baseline weight still learned while firing (a lasting new level "
+        "eventually resolves instead of firing forever).",
+    )
 
 
 PRESETS: dict[str, dict[str, float | int]] = {
@@ -67,6 +76,9 @@ class AlertSettings(BaseModel):
     baseline_weight: float | None = Field(None, gt=0, le=1)
     prior_share: float | None = Field(None, gt=0, lt=1)
     prior_count: float | None = Field(None, ge=0)
+    prior_weight: float | None = Field(None, ge=0)
+    warmup_windows: int | None = Field(None, ge=0)
+    firing_learning: float | None = Field(None, ge=0, le=1)
     targets: tuple[TargetSettings, ...] = Field(
         (), description='Webhook receivers as JSON, e.g. [{"url": "https://hooks.example/x", "format": "slack"}].'
     )

@@ -4,7 +4,9 @@ Fed one closed window at a time, in window order per key. A window fires when it
 documents, a one-sided binomial test puts its negative share above the key's baseline (p < alpha)
 and the lift is material; or when its negative count surges far above its own baseline (Poisson).
 A firing key stays one alert until its share is calm for ``exit_windows`` windows, then resolves
-once and cannot fire again within the cooldown. The baseline learns only from calm windows.
+once and cannot fire again within the cooldown. A new key only learns for ``warmup_windows``
+windows, its baseline starting at the prior; while firing, the baseline learns at a fraction of its
+weight, so a lasting new level resolves in time rather than firing forever.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ class SpikeDetector:
 
     def _judge(self, state: KeyState, stats: WindowStats) -> list[dict[str, Any]]:
         if state.firing is not None:
-            return self._while_firing(state, stats)
-        decision = self._test(state, stats)
+            produced = self._while_firing(state, stats)
+            self._learn(state, stats, self.settings.firing_learning)
+            return produced
+        decision = self._test(state, stats) if state.windows >= self.settings.warmup_windows else None
         if decision is not None and stats.end_seconds > state.cooldown_until:
             state.firing = self._alert(state, stats, "firing", decision)
             state.calm = 0
@@ -86,8 +90,9 @@ class SpikeDetector:
         state.cooldown_until = stats.end_seconds + self.settings.cooldown_seconds
         return [resolved]
 
-    def _learn(self, state: KeyState, stats: WindowStats) -> None:
-        weight = self.settings.baseline_weight
+    def _learn(self, state: KeyState, stats: WindowStats, scale: float = 1.0) -> None:
+        """EWMA of the key's share; the first windows average with the prior (weighted as prior_weight windows)."""
+        weight = max(self.settings.baseline_weight, 1.0 / (self.settings.prior_weight + state.windows + 1)) * scale
         if stats.total:
             share = (1 - weight) * state.baseline_share + weight * stats.share
             state.baseline_share = min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])

@@ -52,11 +52,26 @@ def test_a_small_blip_under_min_count_does_not_fire() -> None:
 
 
 def test_a_new_key_uses_the_prior() -> None:
-    detector = SpikeDetector(DetectorSettings(prior_share=0.25))
+    detector = SpikeDetector(DetectorSettings(prior_share=0.25, warmup_windows=0))
     [alert] = detector.observe(window(0, 15, 20, key="Brand new"))
     assert alert["baseline_negative_share"] == 0.25
-    quiet = SpikeDetector(DetectorSettings(prior_share=0.25))
+    quiet = SpikeDetector(DetectorSettings(prior_share=0.25, warmup_windows=0))
     assert quiet.observe(window(0, 6, 20, key="Brand new")) == []
+
+
+def test_a_new_key_that_is_always_negative_learns_its_level_instead_of_firing() -> None:
+    detector = SpikeDetector(DetectorSettings(prior_share=0.25, prior_weight=2, warmup_windows=3))
+    assert run(detector, [window(i, 18, 20, key="Legal") for i in range(40)]) == []
+    state = detector.state("topic", "Legal")
+    assert state.baseline_share > 0.8  # averaged with the prior, then tracked
+    assert detector.observe(window(40, 20, 20, key="Legal")) == []
+
+
+def test_a_lasting_new_level_resolves_once_instead_of_firing_forever() -> None:
+    detector = SpikeDetector(DetectorSettings())
+    alerts = run(detector, [*steady(0, 30), *(window(30 + i, 18, 20) for i in range(150))])
+    assert [a["status"] for a in alerts] == ["firing", "resolved"]
+    assert alerts[1]["window"]["start"] > alerts[0]["window"]["start"]
 
 
 def test_cooldown_blocks_an_immediate_refire() -> None:
