@@ -29,6 +29,7 @@ from streams.settings import KafkaSettings
 from streams.topics import client_options, ensure_topics
 
 SURGE_TICKER = "TSLA"
+SURGE_AT = 100.0
 
 
 @dataclass
@@ -72,10 +73,9 @@ class View:
         )
         for r in rows[:12]:
             n = r["counts"]
-            flag = "  <-- negative surge?" if r["negative_share"] >= 0.6 and r["total"] >= 5 else ""
             lines.append(
                 f"  {r['key'][:28]:<28} {r['window_start'][11:16]}  {n['negative']:>4} {n['neutral']:>4} "
-                f"{n['positive']:>4}  {r['negative_share']:>5.0%}{'  final' if r['final'] else ''}{flag}"
+                f"{n['positive']:>4}  {r['negative_share']:>5.0%}{'  final' if r['final'] else ''}"
             )
         tickers = sorted(
             (r for (scope, _, w), r in self.windows.items() if scope == "ticker" and w == window),
@@ -95,6 +95,7 @@ def worker_env(settings: Settings, url: str, embedded: bool, inbox_url: str) -> 
     if not settings.alerts.targets:
         env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": inbox_url, "name": "demo-inbox"}])
     env.setdefault("FINMON_WINDOWS__GRACE_SECONDS", "5")
+    env.setdefault("FINMON_ALERTS__WARMUP_WINDOWS", "1")  # so the demo's surge can fire within minutes
     if embedded:  # what BROKER.md says the embedded broker needs
         env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
         env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
@@ -157,7 +158,7 @@ async def demo_loop(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     view = View()
-    options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=20.0, surge_seconds=60.0)
+    options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0)
     tasks = [
         asyncio.create_task(run_feed(kafka, settings.topics.news, options, stop)),
         asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),

@@ -76,6 +76,9 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
             "Treasury yields steady before ${n}bn auction",
         ],
         "Dividend": ["{c} declares regular quarterly dividend of {n} cents ${t}"],
+        "Legal / Regulation": ["Regulators publish {n} pages of new disclosure rules"],
+        "Energy / Oil": ["Oil steady near ${n} a barrel ahead of OPEC meeting"],
+        "Macro": ["Economists expect {n} basis points of growth this quarter"],
     },
     "positive": {
         "Earnings": [
@@ -87,6 +90,9 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
         "Stock Movement": ["{c} shares jump {n}% on strong demand ${t}", "${t} rallies {n}% to record high"],
         "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal ${t}"],
         "IPO": ["Chipmaker IPO soars {n}% in trading debut"],
+        "Energy / Oil": ["Oil rallies {n}% as OPEC+ extends output cuts"],
+        "Macro": ["Factory output grows {n}% in strongest month this year"],
+        "Legal / Regulation": ["{c} wins appeal, ${n}m fine overturned ${t}"],
     },
 }
 BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferies"]

@@ -40,7 +40,10 @@ class AlertInbox:
 
     def render(self) -> list[str]:
         if not self.alerts:
-            return ["alerts received: none yet (a negative surge is injected 20 s in)"]
+            return [
+                "alerts received: none yet (a negative surge on $TSLA starts 100 s in; alerts follow "
+                "when its one-minute window closes)"
+            ]
         lines = [f"alerts received: {self.received}"]
         for alert in self.alerts:
             lines.append(
