@@ -15,7 +15,9 @@ class DetectorSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     min_count: int = Field(10, ge=1, description="Fewest (unique) documents in a window to judge it.")
-    alpha: float = Field(0.01, gt=0, lt=1, description="One-sided binomial/Poisson test level.")
+    alpha: float = Field(
+        0.001, gt=0, lt=1, description="One-sided test level per key and window (a desk watches many keys at once)."
+    )
     min_lift: float = Field(1.5, ge=1, description="Negative share must be at least this times the baseline.")
     volume_factor: float = Field(3.0, ge=1, description="Negative count this times its baseline fires too.")
     exit_lift: float = Field(1.2, ge=1, description="Share below baseline x exit_lift counts as calm.")
@@ -36,9 +38,9 @@ class DetectorSettings(BaseModel):
 
 
 PRESETS: dict[str, dict[str, float | int]] = {
-    "low": {"min_count": 20, "alpha": 0.001, "min_lift": 2.0, "volume_factor": 4.0},
+    "low": {"min_count": 20, "alpha": 0.0001, "min_lift": 2.0, "volume_factor": 4.0},
     "medium": {},
-    "high": {"min_count": 5, "alpha": 0.05, "min_lift": 1.3, "volume_factor": 2.0},
+    "high": {"min_count": 5, "alpha": 0.01, "min_lift": 1.3, "volume_factor": 2.0},
 }
 
 

@@ -68,6 +68,8 @@ class SpikeDetector:
         share_p = binomial_sf(stats.negative, stats.total, state.baseline_share)
         if stats.total >= s.min_count and share_p < s.alpha and stats.share >= state.baseline_share * s.min_lift:
             return {"reason": "negative_share", "p_value": share_p}
+        if state.windows < 2 * s.warmup_windows:
+            return None  # counts vary more than shares: the volume baseline needs a longer history
         expected = max(state.baseline_negative, 1.0)
         volume_p = poisson_sf(stats.negative, expected)
         if stats.negative >= s.min_count and stats.negative >= s.volume_factor * expected and volume_p < s.alpha:

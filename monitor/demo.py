@@ -30,6 +30,13 @@ from streams.topics import client_options, ensure_topics
 
 SURGE_TICKER = "TSLA"
 SURGE_AT = 100.0
+DEMO_WINDOWS = {"tumbling_seconds": 20, "hopping_seconds": 300, "hopping_step_seconds": 20}
+
+
+def demo_windows(settings: Settings) -> dict[str, int]:
+    """Window sizes for the demo: compressed unless the user configured them."""
+    chosen = settings.windows.model_fields_set & set(DEMO_WINDOWS)
+    return {name: (getattr(settings.windows, name) if chosen else value) for name, value in DEMO_WINDOWS.items()}
 
 
 @dataclass
@@ -95,7 +102,8 @@ def worker_env(settings: Settings, url: str, embedded: bool, inbox_url: str) -> 
     if not settings.alerts.targets:
         env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": inbox_url, "name": "demo-inbox"}])
     env.setdefault("FINMON_WINDOWS__GRACE_SECONDS", "5")
-    env.setdefault("FINMON_ALERTS__WARMUP_WINDOWS", "1")  # so the demo's surge can fire within minutes
+    for name, value in demo_windows(settings).items():  # compressed time: the surge alerts within minutes
+        env[f"FINMON_WINDOWS__{name.upper()}"] = str(value)
     if embedded:  # what BROKER.md says the embedded broker needs
         env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
         env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
@@ -128,7 +136,7 @@ def scrape(url: str) -> str | None:
 async def show(
     view: View, inbox: AlertInbox, settings: Settings, metrics_url: str, urls: str, stop: asyncio.Event
 ) -> None:
-    window = f"{settings.windows.tumbling_seconds}s"
+    window = f"{demo_windows(settings)['tumbling_seconds']}s"
     tty = sys.stdout.isatty()
     while not stop.is_set():
         text = await asyncio.to_thread(scrape, metrics_url)
