@@ -7,6 +7,7 @@ them by PID. Grafana cannot be installed here: every dashboard query is run agai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -143,30 +144,33 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
     prom_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{am_port}"]
     prom_config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{pipeline.web_port}"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
-    alertmanager = Service(
-        [
-            binary("prometheus-alertmanager", "alertmanager"),
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        am_port,
-        tmp_path / "am.log",
-    )
-    prometheus = Service(
-        [
-            binary("prometheus"),
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        prom_port,
-        tmp_path / "prom.log",
-    )
-    worker = pipeline.start_worker()
-    feed = None
-    try:
+    with contextlib.ExitStack() as cleanup:  # every process is stopped, even if stopping another fails
+        cleanup.callback(receiver.__exit__)
+        alertmanager = Service(
+            [
+                binary("prometheus-alertmanager", "alertmanager"),
+                f"--config.file={tmp_path / 'am.yml'}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            am_port,
+            tmp_path / "am.log",
+        )
+        cleanup.callback(alertmanager.stop)
+        prometheus = Service(
+            [
+                binary("prometheus"),
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            prom_port,
+            tmp_path / "prom.log",
+        )
+        cleanup.callback(prometheus.stop)
+        worker = pipeline.start_worker()
+        cleanup.callback(stop, worker)
         alertmanager.wait("/-/ready")
         prometheus.wait("/-/ready")
         pipeline.wait_ready(worker)
@@ -177,14 +181,8 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        cleanup.callback(stop, feed)
         yield pipeline, prometheus, receiver
-    finally:
-        for process in (feed, worker):
-            if process is not None:
-                stop(process)
-        prometheus.stop()
-        alertmanager.stop()
-        receiver.__exit__()
 
 
 def query(prometheus: Service, expr: str) -> dict[str, Any]:
