@@ -11,6 +11,7 @@ import json
 import logging
 import ssl
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -124,7 +125,7 @@ def create_worker(
     state = TrendWindows(buckets, seen, window_specs(windows), windows.grace_seconds, windows.max_future_seconds)
     limits = Limits(stream.max_message_bytes, stream.max_text_chars)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finmon-inference")
-    pending: list[tuple[Any, str, int]] = []
+    pending: dict[int, deque[tuple[Any, str]]] = defaultdict(deque)  # expired state to delete, by partition
     info = classifier.describe()
     metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
     health_sensor = StreamHealth(metrics)
@@ -199,9 +200,10 @@ def create_worker(
             )
             metrics.window_events.labels(scope=item["scope"], outcome=outcome.reason).inc()
             here = event.message.partition
-            for entry in [p for p in pending if p[2] == here][:200]:
-                entry[0].pop(entry[1], None)
-                pending.remove(entry)
+            queue = pending[here]
+            for _ in range(min(200, len(queue))):
+                mapping, key = queue.popleft()
+                mapping.pop(key, None)
 
     last_expiry = [0.0]
     tumbling = window_specs(windows)[0].name
@@ -217,11 +219,11 @@ def create_worker(
             metrics.trend_records.labels(final=str(r["final"]).lower()).inc()
             if r["final"] and r["window"] == tumbling:
                 metrics.closed_window(r, watch)
-        if now - last_expiry[0] >= EXPIRY_EVERY and not pending:
+        if now - last_expiry[0] >= EXPIRY_EVERY and not any(pending.values()):
             last_expiry[0] = now
             for mapping, key in state.expired(now):
                 scope, name, _ = key.split(SEP, 2)
-                pending.append((mapping, key, partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)))
+                pending[partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)].append((mapping, key))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

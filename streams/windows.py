@@ -10,12 +10,12 @@ Windows close on the clock (``close``), never on the arrival of a later event.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from models.dataset import dedup_key
 from streams.records import SCHEMA_VERSION, iso
 
 SEP = "\x1f"
@@ -23,13 +23,11 @@ SENTIMENTS = ("negative", "neutral", "positive")
 WORST = 5
 TOP_TICKERS = 5
 MAX_TICKERS_KEPT = 20
-_URL = re.compile(r"https?://\S+")
-_NON_WORD = re.compile(r"[^0-9a-z$]+")
 
 
 def story_key(title: str) -> str:
     """Reposts and syndicated copies share this key: same title up to links, case and punctuation."""
-    normalized = _NON_WORD.sub(" ", _URL.sub(" ", title.lower())).strip()
+    normalized = dedup_key(title)
     return hashlib.sha1(normalized.encode()).hexdigest()[:16] if normalized else ""
 
 

@@ -113,3 +113,11 @@ def test_most_negative_headlines_are_kept_per_window() -> None:
     record = w.result("ticker", "ACME", MINUTE, int(T0), final=False)
     assert [h["id"] for h in record["headlines"]] == ["d7", "d6", "d5", "d4", "d3"]
     assert record["top_tickers"] == []
+
+
+def test_story_key_matches_training_dedup_entities_links_and_case() -> None:
+    from streams.windows import story_key
+
+    assert story_key("S&amp;P 500 falls https://t.co/a") == story_key("s&p 500 FALLS!")
+    assert story_key("S&P 500 falls") != story_key("S&P 500 rises")
+    assert story_key("   ") == ""
