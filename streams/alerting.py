@@ -116,12 +116,8 @@ def create_delivery_app(
     app: faust.App, topics: TopicSettings, settings: AlertSettings, metrics: WorkerMetrics
 ) -> faust.App:
     """An app that only delivers alerts (``finmon alerts``), with /metrics."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from streams.health import serve_metrics
 
     add_delivery(app, topics, settings, metrics)
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
+    serve_metrics(app, metrics)
     return app

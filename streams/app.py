@@ -18,13 +18,12 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.settings import AlertSettings
 from models.runtime import Classifier
 from streams.alerting import add_delivery, add_detection
 from streams.decode import Limits
-from streams.health import StreamHealth
+from streams.health import serve_metrics
 from streams.metrics import WorkerMetrics
 from streams.records import dumps
 from streams.scoring import Message, score_batch
@@ -128,8 +127,7 @@ def create_worker(
     pending: dict[int, deque[tuple[Any, str]]] = defaultdict(deque)  # expired state to delete, by partition
     info = classifier.describe()
     metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
-    health_sensor = StreamHealth(metrics)
-    app.sensors.add(health_sensor)
+    serve_metrics(app, metrics)
 
     @app.agent(news)
     async def score(events_stream: Any) -> None:
@@ -224,11 +222,6 @@ def create_worker(
             for mapping, key in state.expired(now):
                 scope, name, _ = key.split(SEP, 2)
                 pending[partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)].append((mapping, key))
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        health_sensor.refresh_lag(app)
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

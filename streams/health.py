@@ -48,3 +48,18 @@ class StreamHealth(faust.Sensor):
                 continue
             lag = max(0, int(end) - self.read.get(tp, int(end)))
             self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+
+
+def serve_metrics(app: faust.App, metrics: WorkerMetrics) -> StreamHealth:
+    """Attach the stream-health sensor and serve /metrics (lag refreshed at each scrape)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    sensor = StreamHealth(metrics)
+    app.sensors.add(sensor)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        sensor.refresh_lag(app)
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return sensor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import Any
 
 from monitor.cli import UsageError, existing_file, positive_int
 from monitor.settings import Settings
@@ -12,9 +13,20 @@ from monitor.settings import Settings
 log = logging.getLogger("finmon")
 
 
+def require_broker(settings: Settings) -> None:
+    if not settings.kafka.bootstrap_servers:
+        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
+
+
+def run_app(app: Any, verbose: bool) -> None:
+    """Run a faust app in the foreground until SIGINT/SIGTERM."""
+    import faust
+
+    faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True).execute_from_commandline()
+
+
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     """Load the model first (a bad model refuses to start), then run the faust worker."""
-    import faust
     from prometheus_client import CollectorRegistry
 
     from models.runtime import Classifier
@@ -22,8 +34,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.metrics import WorkerMetrics
     from streams.topics import ensure_topics
 
-    if not settings.kafka.bootstrap_servers:
-        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
+    require_broker(settings)
     model = settings.model
     classifier = Classifier.load(
         model.path,
@@ -47,13 +58,12 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
     print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
-    faust.Worker(app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True).execute_from_commandline()
+    run_app(app, args.verbose)
     return 0
 
 
 def alerts(args: argparse.Namespace, settings: Settings) -> int:
     """Deliver alerts only (run workers without targets when delivery runs here)."""
-    import faust
     from prometheus_client import CollectorRegistry
 
     from streams.alerting import create_delivery_app
@@ -61,8 +71,7 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.metrics import WorkerMetrics
     from streams.topics import ensure_topics
 
-    if not settings.kafka.bootstrap_servers:
-        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+    require_broker(settings)
     if not settings.alerts.targets:
         raise UsageError("no webhook targets: set FINMON_ALERTS__TARGETS to a JSON list of {url, format, secret}")
     asyncio.run(ensure_topics(settings.kafka, settings.topics))
@@ -71,15 +80,14 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     create_delivery_app(app, settings.topics, settings.alerts, metrics)
     names = ", ".join(t.name or t.url for t in settings.alerts.targets)
     print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
-    faust.Worker(app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True).execute_from_commandline()
+    run_app(app, args.verbose)
     return 0
 
 
 def feed(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.feed import FeedOptions, run_feed
 
-    if not settings.kafka.bootstrap_servers:
-        raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+    require_broker(settings)
     options = FeedOptions(
         rate=args.rate,
         count=args.count,

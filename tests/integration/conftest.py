@@ -146,6 +146,38 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         process.wait(10)
 
 
+ALERTMANAGER_V4_KEYS = {
+    "version",
+    "groupKey",
+    "status",
+    "receiver",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+    "alerts",
+}
+
+
+def make_alert(
+    alert_id: str, status: str = "firing", scope: str = "topic", key: str = "Macro", **fields: Any
+) -> dict[str, Any]:
+    """An alert record as the detector writes it, for delivery tests."""
+    return {
+        "alert_id": alert_id,
+        "status": status,
+        "scope": scope,
+        "key": key,
+        "count": 20,
+        "observed_negative_share": 0.9,
+        "baseline_negative_share": 0.2,
+        "severity": "warning",
+        "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
+        "headlines": [],
+        **fields,
+    }
+
+
 @pytest.fixture
 def pipeline(broker: str, tiny_model: Path, tmp_path: Path) -> Pipeline:
     return Pipeline(broker, f"t{uuid.uuid4().hex[:8]}", tmp_path, tiny_model, free_port(), {})

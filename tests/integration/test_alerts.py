@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from monitor.embedded_broker import free_port
-from tests.integration.conftest import Pipeline, stop
+from tests.integration.conftest import Pipeline, make_alert, stop
 
 pytestmark = pytest.mark.integration
 WINDOW = 3
@@ -153,18 +153,7 @@ def test_a_surge_on_one_topic_fires_once_and_resolves_once(pipeline: Pipeline, r
 def test_an_alert_interrupted_mid_delivery_is_delivered_after_restart(pipeline: Pipeline) -> None:
     with Receiver(hang_first=1) as receiver:
         alert_env(pipeline, receiver)
-        alert = {
-            "alert_id": "kill-test",
-            "status": "firing",
-            "scope": "topic",
-            "key": "Macro",
-            "count": 20,
-            "observed_negative_share": 0.9,
-            "baseline_negative_share": 0.2,
-            "severity": "warning",
-            "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
-            "headlines": [],
-        }
+        alert = make_alert("kill-test")
         worker = pipeline.start_worker()
         try:
             pipeline.wait_ready(worker)
@@ -211,18 +200,7 @@ def test_finmon_alerts_delivers_on_its_own_in_the_alertmanager_format(pipeline: 
             start_new_session=True,
         )
         try:
-            alert = {
-                "alert_id": "solo",
-                "status": "resolved",
-                "scope": "ticker",
-                "key": "ACME",
-                "count": 12,
-                "observed_negative_share": 0.1,
-                "baseline_negative_share": 0.2,
-                "severity": "warning",
-                "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
-                "headlines": [],
-            }
+            alert = make_alert("solo", status="resolved", scope="ticker", key="ACME", observed_negative_share=0.1)
             asyncio.run(_produce_alert(pipeline, alert))
             assert receiver.wait_for(lambda r: len(r) >= 1, timeout=60), (pipeline.folder / "alerts.log").read_text()
         finally:
@@ -247,18 +225,7 @@ def test_an_undeliverable_alert_goes_to_the_alerts_dlq(pipeline: Pipeline) -> No
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker)
-        alert = {
-            "alert_id": "lost?",
-            "status": "firing",
-            "scope": "topic",
-            "key": "Macro",
-            "count": 20,
-            "observed_negative_share": 0.9,
-            "baseline_negative_share": 0.2,
-            "severity": "warning",
-            "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
-            "headlines": [],
-        }
+        alert = make_alert("lost?")
         asyncio.run(_produce_alert(pipeline, alert))
         [letter] = pipeline.consume("alerts_dlq", lambda r: len(r) >= 1, timeout=60)
         assert letter["alert"]["alert_id"] == "lost?"

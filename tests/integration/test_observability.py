@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from monitor.embedded_broker import free_port
-from tests.integration.conftest import Pipeline, stop
+from tests.integration.conftest import ALERTMANAGER_V4_KEYS, Pipeline, stop
 from tests.integration.test_alerts import Receiver
 
 pytestmark = pytest.mark.integration
@@ -248,16 +248,6 @@ def test_dashboards_rules_and_alertmanager_against_a_live_worker(
 
     assert receiver.wait_for(alertmanager_posted, timeout=60), [r["body"] for r in receiver.requests][:3]
     payload = next(r["body"] for r in receiver.requests if r["body"].get("version") == "4")
-    assert set(payload) >= {
-        "version",
-        "groupKey",
-        "status",
-        "receiver",
-        "groupLabels",
-        "commonLabels",
-        "commonAnnotations",
-        "externalURL",
-        "alerts",
-    }
+    assert set(payload) >= ALERTMANAGER_V4_KEYS
     assert payload["receiver"] == "finmon-operators" and payload["status"] == "firing"
     assert set(payload["alerts"][0]) >= {"labels", "annotations", "startsAt", "endsAt", "fingerprint"}

@@ -15,23 +15,19 @@ from aiohttp import web
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, RetryPolicy, Target, deliver, verify
 from monitor.embedded_broker import free_port
+from tests.integration.conftest import ALERTMANAGER_V4_KEYS, make_alert
 
 pytestmark = pytest.mark.integration
 
-ALERT = {
-    "alert_id": "abc123",
-    "status": "firing",
-    "scope": "topic",
-    "key": "Earnings",
-    "count": 20,
-    "observed_negative_share": 0.8,
-    "baseline_negative_share": 0.25,
-    "severity": "warning",
-    "p_value": 1e-6,
-    "window": {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"},
-    "headlines": [{"id": "n1", "title": "Acme issues profit warning", "score": -0.93}],
-    "tickers": ["ACME"],
-}
+ALERT = make_alert(
+    "abc123",
+    key="Earnings",
+    p_value=1e-6,
+    observed_negative_share=0.8,
+    baseline_negative_share=0.25,
+    headlines=[{"id": "n1", "title": "Acme issues profit warning", "score": -0.93}],
+    tickers=["ACME"],
+)
 FAST = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
 
@@ -123,16 +119,7 @@ def test_alertmanager_format_has_the_v4_shape() -> None:
     asyncio.run(send(receiver, Target(receiver.url, format="alertmanager")))
     payload = json.loads(receiver.requests[0]["body"])
     assert payload["version"] == "4"
-    assert set(payload) >= {
-        "groupKey",
-        "status",
-        "receiver",
-        "groupLabels",
-        "commonLabels",
-        "commonAnnotations",
-        "externalURL",
-        "alerts",
-    }
+    assert set(payload) >= ALERTMANAGER_V4_KEYS
     [alert] = payload["alerts"]
     assert set(alert) >= {"labels", "annotations", "startsAt", "endsAt", "fingerprint", "status"}
     assert alert["labels"]["key"] == "Earnings" and "profit warning" in alert["annotations"]["headlines"]
