@@ -18,7 +18,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	sh tests/install-system-packages.sh
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[cpu,train,dev]'
+	$(PIP) install --quiet -e '.[cpu,train,parquet,dev]'
 	touch $@
 
 setup-run: $(VENV)/.run-installed
@@ -37,6 +37,7 @@ test: lint
 
 bench: setup-test
 	$(BIN)/python benchmarks/classifier.py
+	$(BIN)/python benchmarks/rescore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

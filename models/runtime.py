@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import onnxruntime as ort
 from models.artifact import TOKENIZER, Artifact, load_artifact
 from models.errors import ArtifactError, InvalidTextError
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-from models.tokenize import TextEncoder
+from models.tokenize import Batch, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Classifier:
         self.encoder = TextEncoder.from_file(artifact.folder / TOKENIZER, artifact.max_length, artifact.head_fraction)
         self.provider = session.get_providers()[0]
         self._use_binding = self.provider == CUDA
+        self._tokenizer_thread: ThreadPoolExecutor | None = None
 
     @classmethod
     def load(
@@ -165,28 +167,45 @@ class Classifier:
         }
 
     def predict(self, texts: Sequence[object], timings: Timings | None = None) -> list[Prediction]:
-        """One prediction per text, in input order; raises InvalidTextError on a bad text."""
+        """One prediction per text, in input order; raises InvalidTextError on a bad text.
+
+        Texts are sorted by length so each batch pads little, and the next batch is tokenized
+        on a helper thread while ONNX Runtime (which releases the GIL) runs the current one.
+        """
         valid = check_texts(texts)
         timings = timings if timings is not None else Timings()
         order = sorted(range(len(valid)), key=lambda i: len(valid[i]))
+        chunks = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         results: list[Prediction | None] = [None] * len(valid)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            for i, prediction in zip(chunk, self._predict_batch([valid[i] for i in chunk], timings), strict=True):
+        pending = self._encode_async([valid[i] for i in chunks[0]]) if chunks else None
+        for number, chunk in enumerate(chunks):
+            assert pending is not None
+            batch, seconds = pending.result()
+            timings.tokenize_seconds += seconds
+            if number + 1 < len(chunks):
+                pending = self._encode_async([valid[i] for i in chunks[number + 1]])
+            for i, prediction in zip(chunk, self._predict_batch(batch, timings), strict=True):
                 results[i] = prediction
         return [r for r in results if r is not None]
 
-    def _predict_batch(self, texts: list[str], timings: Timings) -> list[Prediction]:
+    def _encode_async(self, texts: list[str]) -> Future[tuple[Batch, float]]:
+        if self._tokenizer_thread is None:
+            self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finmon-tokenize")
+        return self._tokenizer_thread.submit(self._encode, texts)
+
+    def _encode(self, texts: list[str]) -> tuple[Batch, float]:
         began = time.perf_counter()
-        batch = self.encoder.encode(texts)
-        timings.tokenize_seconds += time.perf_counter() - began
+        return self.encoder.encode(texts), time.perf_counter() - began
+
+    def _predict_batch(self, batch: Batch, timings: Timings) -> list[Prediction]:
         timings.truncated += batch.truncated
         began = time.perf_counter()
         sentiment_logits, topic_logits = self._infer(batch.input_ids, batch.attention_mask)
         timings.inference_seconds.append(time.perf_counter() - began)
-        timings.batch_sizes.append(len(texts))
+        rows = len(batch.truncated_rows)
+        timings.batch_sizes.append(rows)
         sentiment, topic = softmax(sentiment_logits), softmax(topic_logits)
-        return [self._prediction(sentiment[row], topic[row], batch.truncated_rows[row]) for row in range(len(texts))]
+        return [self._prediction(sentiment[row], topic[row], batch.truncated_rows[row]) for row in range(rows)]
 
     def _infer(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._use_binding:

@@ -18,7 +18,7 @@ CHUNK = 512
 
 
 def read_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """Documents of a CSV (column ``text``) or JSONL file (``text``, or ``title`` + ``body``)."""
+    """Documents of a CSV or JSONL file (``text``, or ``title`` + ``body``)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -27,8 +27,8 @@ def read_documents(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8", newline="") as handle:
         if suffix == ".csv":
             reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
-                raise DataError(f"{path}: CSV needs a 'text' column")
+            if not {"text", "title", "body"} & set(reader.fieldnames or []):
+                raise DataError(f"{path}: CSV needs a 'text' column (or 'title' and 'body')")
             yield from (dict(row) for row in reader)
             return
         yield from _jsonl(handle)
@@ -46,7 +46,7 @@ def _jsonl(handle: TextIO) -> Iterator[dict[str, Any]]:
         yield record if isinstance(record, dict) else {"_error": ("schema", f"line {number}: not a JSON object")}
 
 
-def _text(document: dict[str, Any]) -> object:
+def document_text(document: dict[str, Any]) -> object:
     if "text" in document:
         return document["text"]
     return record_text(document) if ("title" in document or "body" in document) else None
@@ -74,7 +74,7 @@ def _score_chunk(classifier: Classifier, chunk: list[dict[str, Any]], out: TextI
     good: list[int] = []
     for i, document in enumerate(chunk):
         error = document.get("_error")
-        text = _text(document)
+        text = document_text(document)
         if error is None:
             try:
                 check_texts([text])
@@ -83,7 +83,7 @@ def _score_chunk(classifier: Classifier, chunk: list[dict[str, Any]], out: TextI
             except InvalidTextError as exc:
                 error = (exc.reason, exc.detail)
         lines[i] = {"id": document.get("id"), "error": {"reason": error[0], "detail": error[1]}}
-    predictions = classifier.predict([_text(chunk[i]) for i in good])
+    predictions = classifier.predict([document_text(chunk[i]) for i in good])
     for i, prediction in zip(good, predictions, strict=True):
         lines[i] = {"id": chunk[i].get("id"), **prediction.as_dict()}
     for line in lines:

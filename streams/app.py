@@ -28,7 +28,7 @@ from streams.metrics import WorkerMetrics
 from streams.records import dumps
 from streams.scoring import Message, score_batch
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
-from streams.windows import SEP, TrendWindows, WindowSpec
+from streams.windows import SEP, TrendWindows, WindowSpec, scope_keys
 
 log = logging.getLogger(__name__)
 EXPIRY_EVERY = 30.0
@@ -67,10 +67,6 @@ def window_specs(windows: WindowSettings) -> list[WindowSpec]:
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
-    return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
 
 
 def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings, app_id: str) -> faust.App:

@@ -43,3 +43,17 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str
         return missing
     finally:
         await admin.close()
+
+
+async def create_topic(kafka: KafkaSettings, name: str, partitions: int, replication: int) -> bool:
+    """Create ``name`` when missing; True when it was created."""
+    admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
+    await admin.start()
+    try:
+        if name in set(await admin.list_topics()):
+            return False
+        await admin.create_topics([NewTopic(name, partitions, replication)])
+        log.info("created topic %s", name)
+        return True
+    finally:
+        await admin.close()

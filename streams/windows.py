@@ -10,7 +10,7 @@ Windows close on the clock (``close``), never on the arrival of a later event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,11 @@ SENTIMENTS = ("negative", "neutral", "positive")
 WORST = 5
 TOP_TICKERS = 5
 MAX_TICKERS_KEPT = 20
+
+
+def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The windows a scored record counts in: its topic, and each of its tickers."""
+    return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
 
 
 def story_key(title: str) -> str:
@@ -245,3 +250,42 @@ class TrendWindows:
         for stored in list(self.seen.keys()):
             if int(self.seen[stored]) < horizon:
                 yield self.seen, stored
+
+
+def replay(
+    records: Iterable[dict[str, Any]],
+    specs: list[WindowSpec],
+    grace: int,
+    max_future: int,
+    close_every: int = 10_000,
+) -> Iterator[dict[str, Any]]:
+    """Final trend records of scored records read back from storage, as the worker would count them.
+
+    Records are replayed in event-time order with the clock at each event's time, so nothing is
+    late; windows close as the replay passes them and their state is dropped, so memory holds
+    only the light (time, record) list and the open windows.
+    """
+    ordered = sorted(
+        ((datetime.fromisoformat(r["published_at"]).timestamp(), r) for r in records),
+        key=lambda pair: (pair[0], str(pair[1]["id"])),
+    )
+    state = TrendWindows({}, {}, specs, grace, max_future)
+    for number, (moment, record) in enumerate(ordered, start=1):
+        for scope, key in scope_keys(record):
+            state.add(
+                scope,
+                key,
+                str(record["id"]),
+                moment,
+                record["sentiment"],
+                float(record["score"]),
+                moment,
+                record.get("title", ""),
+                record.get("tickers", []),
+            )
+        if number % close_every == 0:
+            yield from state.close(moment)
+            for mapping, stored in list(state.expired(moment)):
+                mapping.pop(stored, None)
+    state.dirty.clear()
+    yield from state.close(float("inf"))

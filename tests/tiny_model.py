@@ -35,13 +35,13 @@ def build_tokenizer(path: Path) -> None:
     tokenizer.save(str(path))
 
 
-def build_onnx(path: Path) -> None:
+def build_onnx(path: Path, sentiment_words: dict[str, str] | None = None) -> None:
     vocab = vocabulary()
     dim = len(SENTIMENT_LABELS) + len(TOPIC_LABELS)
     embedding = np.zeros((len(vocab), dim), dtype=np.float32)
     embedding[:, 1] = 0.5  # every token leans neutral a little
     embedding[:, len(SENTIMENT_LABELS) + TOPIC_LABELS.index("General News / Opinion")] = 0.5
-    for word, label in SENTIMENT_WORDS.items():
+    for word, label in (sentiment_words or SENTIMENT_WORDS).items():
         embedding[vocab[word], SENTIMENT_LABELS.index(label)] = 20.0
     for word, label in TOPIC_WORDS.items():
         embedding[vocab[word], len(SENTIMENT_LABELS) + TOPIC_LABELS.index(label)] = 20.0
@@ -84,11 +84,17 @@ def build_onnx(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def build_tiny_model(folder: Path, max_length: int = 16, version: str = "tiny-1") -> Path:
-    """Write a complete, verifiable model folder (int8 and fp16 names hold the same fp32 graph)."""
+def build_tiny_model(
+    folder: Path, max_length: int = 16, version: str = "tiny-1", sentiment_words: dict[str, str] | None = None
+) -> Path:
+    """Write a complete, verifiable model folder (int8 and fp16 names hold the same fp32 graph).
+
+    ``sentiment_words`` changes which word pushes which sentiment: a second model version
+    that disagrees with the first in a known way.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     build_tokenizer(folder / "tokenizer.json")
-    build_onnx(folder / VARIANT_FILES["int8"])
+    build_onnx(folder / VARIANT_FILES["int8"], sentiment_words)
     (folder / VARIANT_FILES["fp16"]).write_bytes((folder / VARIANT_FILES["int8"]).read_bytes())
     write_manifest(
         folder,

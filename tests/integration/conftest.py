@@ -111,11 +111,11 @@ class Pipeline:
         asyncio.run(send())
 
     def consume(self, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
-        """Read ``topic`` from the start until ``until(records)`` holds or the time is up."""
+        """Read ``topic`` (a key of ``topics`` or a full name) from the start until ``until(records)`` holds."""
 
         async def read() -> list[Any]:
             consumer = AIOKafkaConsumer(
-                self.topics[topic], bootstrap_servers=self.url, group_id=None, auto_offset_reset="earliest"
+                self.topics.get(topic, topic), bootstrap_servers=self.url, group_id=None, auto_offset_reset="earliest"
             )
             await consumer.start()
             records: list[Any] = []

@@ -2,9 +2,10 @@ import ssl
 
 import faust
 
-from streams.app import broker_url, credentials, partition_of, scope_keys
+from streams.app import broker_url, credentials, partition_of
 from streams.settings import KafkaSettings
 from streams.topics import client_options
+from streams.windows import scope_keys
 
 
 def test_broker_url_lists_every_server() -> None:

@@ -1,0 +1,257 @@
+"""Stored news to rescore, cut into shards: JSONL line ranges, CSV files, Kafka offset ranges.
+
+A shard is the unit of parallel work and of resumption: it is planned once (offsets and byte
+positions fixed), so a rerun reads exactly the same messages. Readers yield the same ``Message``
+the worker decodes, or a ``DeadLetter`` for a row that cannot even become one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import glob
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.errors import DataError
+from streams.decode import Rejected, parse_time
+from streams.records import DeadLetter
+from streams.scoring import Message
+from streams.settings import KafkaSettings
+from streams.topics import client_options
+
+Item = Message | DeadLetter
+FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_TICKER_SPLIT = re.compile(r"[\s,;]+")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Messages ``start``..``end`` (exclusive) of one source: byte positions of a JSONL file,
+    offsets of a Kafka partition; a CSV file is one shard. ``first`` numbers its first line."""
+
+    name: str
+    kind: str
+    source: str
+    partition: int = -1
+    start: int = 0
+    end: int = -1
+    first: int = 1
+    count: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Shard:
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files named or matched by glob patterns, in a stable order; a pattern matching nothing is an error."""
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        files = [Path(m) for m in matches if Path(m).is_file()]
+        if not files:
+            raise DataError(f"{pattern}: no such file")
+        for path in files:
+            if path.suffix.lower() not in FILE_KINDS:
+                raise DataError(f"{path}: unsupported format {path.suffix or '(none)'}; use .jsonl or .csv")
+            if path.resolve() not in [f.resolve() for f in found]:
+                found.append(path)
+    return found
+
+
+def plan_files(paths: list[Path], shard_size: int) -> list[Shard]:
+    shards: list[Shard] = []
+    for number, path in enumerate(paths):
+        kind = FILE_KINDS[path.suffix.lower()]
+        stem = f"f{number:04d}"
+        if kind == "csv":
+            with path.open("rb") as handle:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            shards.append(Shard(f"{stem}-0000", kind, str(path.resolve()), count=max(lines - 1, 0)))
+            continue
+        shards.extend(_jsonl_shards(path, stem, shard_size))
+    return shards
+
+
+def _jsonl_shards(path: Path, stem: str, shard_size: int) -> list[Shard]:
+    source = str(path.resolve())
+    cuts: list[tuple[int, int, int, int]] = []  # (byte start, byte end, first line, lines)
+    start, first, lines, position = 0, 1, 0, 0
+    with path.open("rb") as handle:
+        for line in handle:
+            position += len(line)
+            lines += 1
+            if lines == shard_size:
+                cuts.append((start, position, first, lines))
+                start, first, lines = position, first + lines, 0
+    if lines or not cuts:
+        cuts.append((start, position, first, lines))
+    return [
+        Shard(f"{stem}-{number:04d}", "jsonl", source, -1, begin, end, line, count)
+        for number, (begin, end, line, count) in enumerate(cuts)
+    ]
+
+
+def parse_bound(value: str | None) -> int | datetime | None:
+    """An offset (integer) or an RFC 3339 time with a zone."""
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        return int(value)
+    try:
+        return parse_time(value)
+    except Rejected as exc:
+        raise DataError(f"{value!r} is neither an offset nor an RFC 3339 time with a zone") from exc
+
+
+async def plan_topic(
+    kafka: KafkaSettings, topic: str, begin: int | datetime | None, end: int | datetime | None, shard_size: int
+) -> list[Shard]:
+    """Fix the offset range of every partition now, so that a rerun reads the same messages."""
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)  # type: ignore[arg-type]
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) if topic in await consumer.topics() else None
+        if not partitions:
+            raise DataError(f"topic {topic!r} does not exist on {kafka.bootstrap_servers}")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        low = await consumer.beginning_offsets(tps)
+        high = {tp: await _true_end(consumer, tp, low[tp], end) for tp in tps}
+        starts = await _resolve(consumer, tps, begin, low, high)
+        ends = await _resolve(consumer, tps, end, high, high)
+    finally:
+        await consumer.stop()
+    shards = []
+    for tp in tps:
+        first, last = max(starts[tp], low[tp]), min(ends[tp], high[tp])
+        for offset in range(first, last, shard_size):
+            stop = min(offset + shard_size, last)
+            name = f"p{tp.partition:04d}-{offset:012d}"
+            shards.append(Shard(name, "kafka", topic, tp.partition, offset, stop, offset, stop - offset))
+    return shards
+
+
+async def _true_end(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, end: int | datetime | None) -> int:
+    """The offset after the last record. Some Kafka-protocol brokers (Tansu) report the start of
+    the last batch as the end, so read on from the reported end until nothing more comes."""
+    reported = (await consumer.end_offsets([tp]))[tp]
+    if isinstance(end, int) and end <= reported:
+        return reported
+    consumer.assign([tp])
+    consumer.seek(tp, max(low, reported - 1))
+    last = reported - 1
+    while batch := (await consumer.getmany(tp, timeout_ms=500, max_records=10_000)).get(tp):
+        last = max(last, batch[-1].offset)
+    return max(reported, last + 1)
+
+
+async def _resolve(
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    bound: int | datetime | None,
+    default: dict[TopicPartition, int],
+    high: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    if bound is None:
+        return dict(default)
+    if isinstance(bound, int):
+        return dict.fromkeys(tps, bound)
+    found = await consumer.offsets_for_times({tp: int(bound.timestamp() * 1000) for tp in tps})
+    return {tp: found[tp].offset if found.get(tp) is not None else high[tp] for tp in tps}
+
+
+def read_shard(shard: Shard, kafka: KafkaSettings | None = None, fetch_bytes: int = 16 << 20) -> Iterator[Item]:
+    if shard.kind == "jsonl":
+        return _read_jsonl(shard)
+    if shard.kind == "csv":
+        return _read_csv(shard)
+    if kafka is None:
+        raise DataError("a Kafka shard needs broker settings")
+    return _read_kafka(shard, kafka, fetch_bytes)
+
+
+def _read_jsonl(shard: Shard) -> Iterator[Item]:
+    with open(shard.source, "rb") as handle:
+        handle.seek(shard.start)
+        position, number = shard.start, shard.first
+        while position < shard.end:
+            line = handle.readline()
+            if not line:
+                break
+            position += len(line)
+            value = line.rstrip(b"\r\n")
+            if value.strip():
+                yield Message(value, None, shard.source, None, number)
+            number += 1
+
+
+def _read_csv(shard: Shard) -> Iterator[Item]:
+    with open(shard.source, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            number = reader.line_num
+            if None in row or any(value is None for value in row.values()):
+                raw = io.StringIO()
+                csv.writer(raw).writerow([v for v in row.values() if isinstance(v, str)])
+                detail = f"line {number}: {len(reader.fieldnames or [])} columns expected"
+                original = raw.getvalue().encode("utf-8", "surrogateescape")
+                yield DeadLetter("schema", detail, original, shard.source, None, number)
+                continue
+            yield Message(_csv_document(row), None, shard.source, None, number)
+
+
+def _csv_document(row: dict[str, str]) -> bytes:
+    """A CSV row as the JSON document the worker would have received (empty cells left out)."""
+    document: dict[str, Any] = {name: value for name, value in row.items() if value != ""}
+    if "tickers" in document:
+        document["tickers"] = [t for t in _TICKER_SPLIT.split(document["tickers"]) if t]
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+def _read_kafka(shard: Shard, kafka: KafkaSettings, fetch_bytes: int) -> Iterator[Item]:
+    loop = asyncio.new_event_loop()
+    tp = TopicPartition(shard.source, shard.partition)
+
+    async def start() -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            **client_options(kafka),  # type: ignore[arg-type]
+            enable_auto_commit=False,
+            fetch_max_bytes=fetch_bytes,
+            max_partition_fetch_bytes=fetch_bytes,
+        )
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, shard.start)
+        return consumer
+
+    consumer = loop.run_until_complete(start())
+    try:
+        position = shard.start
+        while position < shard.end:
+            batches = loop.run_until_complete(consumer.getmany(tp, timeout_ms=1000, max_records=5000))
+            for record in batches.get(tp, []):
+                if record.offset >= shard.end:
+                    return
+                position = record.offset + 1
+                yield Message(record.value, record.key, record.topic, record.partition, record.offset, _seconds(record))
+            if not batches and loop.run_until_complete(consumer.end_offsets([tp]))[tp] <= position:
+                return  # the range was truncated by retention since it was planned
+    finally:
+        loop.run_until_complete(consumer.stop())
+        loop.close()
+
+
+def _seconds(record: Any) -> float | None:
+    return record.timestamp / 1000.0 if record.timestamp is not None else None
