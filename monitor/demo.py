@@ -200,7 +200,7 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
     env = worker_env(settings, url, embedded, f"http://127.0.0.1:{inbox_port}/alerts")
     env["FINMON_STREAM__WEB_PORT"] = str(port)
     web = f"http://{settings.stream.web_host}:{port}"
-    urls = f"broker {url}  metrics {web}/metrics  health {web}/health"
+    urls = f"dashboard {web}/dashboard  metrics {web}/metrics  broker {url}"
     print(f"finmon demo: {urls}", flush=True)
     with (state / "worker.log").open("ab") as log_file:
         worker = subprocess.Popen(

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.settings import AlertSettings
 from models.settings import ModelSettings
+from monitor.web.settings import WebSettings
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 
 
@@ -34,6 +35,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     windows: WindowSettings = WindowSettings()
     alerts: AlertSettings = AlertSettings()
+    web: WebSettings = WebSettings()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -35,6 +35,7 @@ class TopicSettings(BaseModel):
     trends: str = "sentiment.trends"
     alerts: str = "alerts"
     alerts_dlq: str = "alerts.dlq"
+    feedback: str = Field("feedback", description="Analyst corrections from the dashboard (kept: never expire).")
     partitions: int = Field(1, ge=1, description="Partitions of topics finmon creates (existing ones are kept).")
     replication: int = Field(1, ge=1, description="Replication factor of topics finmon creates.")
 

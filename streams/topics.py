@@ -30,15 +30,29 @@ def client_options(kafka: KafkaSettings) -> dict[str, object]:
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
-    """Create news, scored, DLQ and trends topics that do not exist yet; return the ones created."""
+    """Create the pipeline's topics that do not exist yet; return the ones created.
+
+    The feedback topic never expires: analysts' corrections are training data.
+    """
     admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
-        missing = [name for name in wanted if name not in existing]
+        missing = [name for name in [*wanted, topics.feedback] if name not in existing]
         if missing:
-            await admin.create_topics([NewTopic(name, topics.partitions, topics.replication) for name in missing])
+            kept = {"retention.ms": "-1"}
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        topics.partitions,
+                        topics.replication,
+                        topic_configs=kept if name == topics.feedback else {},
+                    )
+                    for name in missing
+                ]
+            )
             log.info("created topics %s", ", ".join(missing))
         return missing
     finally:

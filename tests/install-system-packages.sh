@@ -1,9 +1,11 @@
 #!/bin/sh
 # Debian packages the integration tests start directly (no systemd, no daemons left running):
-# prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager, amtool).
+# prometheus (prometheus, promtool), prometheus-alertmanager (alertmanager, amtool), and
+# chromium with chromium-driver for the dashboard's browser tests (driven by Playwright).
 set -eu
 if command -v prometheus >/dev/null && command -v promtool >/dev/null \
-   && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; then
+   && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
+   && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,7 +22,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 status=0
 $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  prometheus prometheus-alertmanager >/dev/null || status=$?
+  prometheus prometheus-alertmanager chromium chromium-driver >/dev/null || status=$?
 if [ "$created" = 1 ]; then
   $SUDO rm -f /usr/sbin/policy-rc.d
 fi

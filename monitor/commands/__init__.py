@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from monitor.commands import batch, config, model, stream
+from monitor.commands import batch, config, feedback, model, stream
 
 Register = Callable[[Any], None]
 
-REGISTRY: list[Register] = [*model.REGISTER, *stream.REGISTER, *batch.REGISTER, *config.REGISTER]
+REGISTRY: list[Register] = [*model.REGISTER, *stream.REGISTER, *batch.REGISTER, *feedback.REGISTER, *config.REGISTER]

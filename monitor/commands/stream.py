@@ -57,6 +57,11 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         alerting=settings.alerts,
     )
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
+    if settings.web.enabled:
+        from monitor.web.server import mount
+
+        mount(app, settings, info)
+        print(f"finmon worker: dashboard {web}/dashboard", flush=True)
     print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
     run_app(app, args.verbose)
     return 0

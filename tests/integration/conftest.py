@@ -49,6 +49,7 @@ class Pipeline:
             "trends": f"{self.name}.trends",
             "alerts": f"{self.name}.alerts",
             "alerts_dlq": f"{self.name}.alerts-dlq",
+            "feedback": f"{self.name}.feedback",
         }
 
     def env(self) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from pathlib import Path
@@ -16,6 +17,7 @@ from monitor.cli import main
 
 pytestmark = pytest.mark.integration
 
+TINY_RUN = ["--batch-size", "8", "--max-length", "32", "--validation-fraction", "0.25"]
 COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka"]
 
 
@@ -64,12 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(folder / "checkpoint"),
             "--max-steps",
             "4",
-            "--batch-size",
-            "8",
-            "--max-length",
-            "32",
-            "--validation-fraction",
-            "0.25",
+            *TINY_RUN,
             "--model-version",
             "test-tiny",
             "--min-int8-agreement",
@@ -154,3 +151,104 @@ def test_export_refuses_when_int8_disagrees_too_often(trained: Path) -> None:
             record,
             min_int8_agreement=1.01,
         )
+
+
+def test_exported_feedback_trains_with_more_weight_and_overrides_the_same_text(
+    broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topic = f"feedback-{tmp_path.name}"
+    text = "Acme shares plunge 0% after profit warning"
+    reviews = [
+        {
+            "id": "r1",
+            "text": text,
+            "model_topic": "Earnings",
+            "model_sentiment": "negative",
+            "topic": "Earnings",
+            "sentiment": "neutral",
+            "verdict": "corrected",
+            "analyst": "dana",
+        },
+        {
+            "id": "r2",
+            "text": "Globex declares special dividend",
+            "model_topic": "Dividend",
+            "model_sentiment": "positive",
+            "topic": "Dividend",
+            "sentiment": "positive",
+            "verdict": "confirmed",
+        },
+        {
+            "id": "r1",
+            "text": text,
+            "model_topic": "Earnings",
+            "model_sentiment": "negative",
+            "topic": "Earnings",
+            "sentiment": "positive",
+            "verdict": "corrected",
+            "analyst": "dana",
+        },  # a later review of r1 wins
+    ]
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        try:
+            for review in reviews:
+                await producer.send_and_wait(topic, json.dumps(review).encode(), key=review["id"].encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    monkeypatch.setenv("FINMON_KAFKA__BOOTSTRAP_SERVERS", broker)
+    monkeypatch.setenv("FINMON_TOPICS__FEEDBACK", topic)
+    exported = tmp_path / "feedback.jsonl"
+    assert main(["feedback", "export", "--output", str(exported)]) == 0
+    assert "exported 2 reviewed documents (1 corrected, 1 confirmed)" in capsys.readouterr().out
+    rows = {r["id"]: r for r in map(json.loads, exported.read_text().splitlines())}
+    assert rows["r1"]["sentiment"] == "positive" and rows["r1"]["text"] == text
+
+    sentiment, topic_data = write_data(tmp_path)
+    code = main(
+        [
+            "train",
+            "--sentiment-data",
+            str(sentiment),
+            "--topic-data",
+            str(topic_data),
+            "--feedback-data",
+            str(exported),
+            "--feedback-weight",
+            "4",
+            "--output",
+            str(tmp_path / "model"),
+            "--max-steps",
+            "2",
+            *TINY_RUN,
+            "--min-int8-agreement",
+            "0.5",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    manifest = load_artifact(tmp_path / "model").manifest
+    feedback = [d for d in manifest["datasets"] if d.get("kind") == "analyst feedback"]
+    assert sorted((d["head"], d["rows"]) for d in feedback) == [("sentiment", 2), ("topic", 2)]
+    assert manifest["hyperparameters"]["feedback_weight"] == 4
+    # r1 repeats a sentiment example (with its link stripped it is the same text): merged, not added
+    assert manifest["examples"]["after_dedup"] == manifest["examples"]["read"] - 1 - 2 - 1
+
+
+def test_examples_from_feedback_override_original_labels() -> None:
+    from models.dataset import Example, deduplicate
+
+    merged = deduplicate(
+        [
+            Example("Acme shares plunge", sentiment="negative", topic="Earnings"),
+            Example("ACME shares plunge!", sentiment="positive", weight=4.0),
+        ]
+    )
+    assert len(merged) == 1 and merged[0].sentiment == "positive" and merged[0].topic == "Earnings"
+    assert merged[0].weight == 4.0
