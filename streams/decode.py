@@ -47,6 +47,10 @@ def decode(
     try:
         return _decode(original, limits)
     except Rejected as rejected:
+        if rejected.reason == "too_large":  # by reference (topic, partition, offset): not copied whole
+            return DeadLetter(
+                rejected.reason, rejected.detail, b"", topic, partition, offset, key, original_size=len(original)
+            )
         return DeadLetter(rejected.reason, rejected.detail, original, topic, partition, offset, key)
 
 

@@ -41,7 +41,8 @@ class NewsDocument:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Why a message could not be used, with the original bytes and where they came from."""
+    """Why a message could not be used, with the original bytes (or, when too large, only their size)
+    and where they came from."""
 
     reason: str
     detail: str
@@ -51,6 +52,7 @@ class DeadLetter:
     offset: int | None = None
     key: bytes | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    original_size: int | None = None  # set when the original is left out (too large): find it by offset
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +60,8 @@ class DeadLetter:
             "reason": self.reason,
             "detail": self.detail[:1000],
             "original_base64": base64.b64encode(self.original).decode("ascii"),
-            "original_bytes": len(self.original),
+            "original_bytes": len(self.original) if self.original_size is None else self.original_size,
+            "original_omitted": self.original_size is not None,
             "key_base64": base64.b64encode(self.key).decode("ascii") if self.key is not None else None,
             "source_topic": self.topic,
             "source_partition": self.partition,

@@ -101,3 +101,40 @@ def build_tiny_model(
         {"version": version, "max_length": max_length, "truncation": {"strategy": "head+tail", "head_fraction": 0.5}},
     )
     return folder
+
+
+def build_slow_model(folder: Path, matmuls: int = 12, size: int = 2048) -> Path:
+    """The tiny model with a chain of large matrix products added to every call: a slow model that is
+    still a real ONNX graph (same answers), to hold inference for seconds without touching finmon."""
+    build_tiny_model(folder, version="tiny-slow")
+    path = folder / VARIANT_FILES["int8"]
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.initializer.append(numpy_helper.from_array(np.eye(size, dtype=np.float32), "slow_weight"))
+    graph.initializer.append(numpy_helper.from_array(np.zeros((1,), dtype=np.float32), "slow_zero"))
+    graph.node.extend(
+        [
+            helper.make_node("ReduceSum", ["mask_f"], ["slow_sum"], keepdims=0),
+            helper.make_node("Mul", ["slow_weight", "slow_sum"], ["slow_0"]),
+        ]
+    )
+    for step in range(matmuls):
+        graph.node.append(helper.make_node("MatMul", [f"slow_{step}", "slow_weight"], [f"slow_{step + 1}"]))
+    graph.node.extend(
+        [
+            helper.make_node("ReduceSum", [f"slow_{matmuls}"], ["slow_total"], keepdims=0),
+            helper.make_node("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
+        ]
+    )
+    for node in graph.node:
+        if list(node.output) == ["sentiment_logits"]:
+            node.output[0] = "sentiment_fast"
+    graph.node.append(helper.make_node("Add", ["sentiment_fast", "slow_nothing"], ["sentiment_logits"]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    (folder / VARIANT_FILES["fp16"]).write_bytes(path.read_bytes())
+    write_manifest(
+        folder,
+        {"version": "tiny-slow", "max_length": 16, "truncation": {"strategy": "head+tail", "head_fraction": 0.5}},
+    )
+    return folder

@@ -68,9 +68,12 @@ def test_every_bad_input_has_its_reason(raw: bytes | None, reason: str, detail: 
     assert record["reason"] == reason
 
 
-def test_oversized_messages_are_rejected_before_parsing() -> None:
-    letter = decode(b"{" + b" " * 2000 + b"}", Limits(max_message_bytes=1000))
+def test_oversized_messages_are_rejected_before_parsing_and_dead_lettered_by_reference() -> None:
+    letter = decode(b"{" + b" " * 2000 + b"}", Limits(max_message_bytes=1000), topic="news", partition=1, offset=7)
     assert isinstance(letter, DeadLetter) and letter.reason == "too_large"
+    record = letter.as_dict()
+    assert record["original_base64"] == "" and record["original_omitted"] is True
+    assert record["original_bytes"] == 2002 and record["source_offset"] == 7
 
 
 def test_dead_letter_keeps_the_original_bytes() -> None:
