@@ -26,8 +26,8 @@ WINDOW = 3
 class Receiver:
     """A real HTTP server on loopback in its own thread; records requests, can hang the first ones."""
 
-    def __init__(self, hang_first: int = 0) -> None:
-        self.port = free_port()
+    def __init__(self, hang_first: int = 0, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.requests: list[dict[str, Any]] = []
         self.hang_first = hang_first
         self.loop = asyncio.new_event_loop()
@@ -233,3 +233,39 @@ def test_an_undeliverable_alert_goes_to_the_alerts_dlq(pipeline: Pipeline) -> No
         assert "finmon_alerts_dead_lettered_total 1.0" in pipeline.metrics()
     finally:
         stop(worker)
+
+
+def test_alerts_wait_out_a_long_outage_across_a_restart_and_arrive_in_order(pipeline: Pipeline) -> None:
+    """Nothing listens on the target's port for a long stretch, and the worker is killed in between:
+    with enough attempts configured, alerts queue (each blocks the ones after it) instead of being
+    dead-lettered, and all arrive, in order, once the receiver is up."""
+    port = free_port()
+    pipeline.extra_env.update(
+        {
+            "FINMON_ALERTS__TARGETS": json.dumps([{"url": f"http://127.0.0.1:{port}/hook", "name": "desk"}]),
+            "FINMON_ALERTS__BASE_DELAY": "0.2",
+            "FINMON_ALERTS__MAX_DELAY": "1",
+            "FINMON_ALERTS__MAX_ATTEMPTS": "10000",
+        }
+    )
+    alerts = [make_alert(f"outage-{i}", key=f"Topic {i}") for i in range(5)]
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        for alert in alerts:
+            asyncio.run(_produce_alert(pipeline, alert))
+        time.sleep(8)  # the target is down: attempts fail with connection refused
+    finally:
+        stop(worker, signal.SIGKILL)
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        time.sleep(5)
+        with Receiver(port=port) as receiver:
+            assert receiver.wait_for(lambda r: len({x["body"]["alert_id"] for x in r}) >= 5, timeout=60)
+            time.sleep(2)
+            first_seen = list(dict.fromkeys(r["body"]["alert_id"] for r in receiver.requests))
+    finally:
+        stop(worker)
+    assert first_seen == [a["alert_id"] for a in alerts], "delivered in the order they were raised"
+    assert pipeline.consume("alerts_dlq", lambda r: False, timeout=3) == []
