@@ -98,7 +98,13 @@ class Classifier:
     """A loaded model folder, ready to score batches of texts."""
 
     def __init__(
-        self, artifact: Artifact, session: ort.InferenceSession, precision: str, requested: str, batch_size: int = 64
+        self,
+        artifact: Artifact,
+        session: ort.InferenceSession,
+        precision: str,
+        requested: str,
+        batch_size: int = 64,
+        io_binding: bool | None = None,
     ) -> None:
         self.artifact = artifact
         self.session = session
@@ -107,7 +113,7 @@ class Classifier:
         self.batch_size = batch_size
         self.encoder = TextEncoder.from_file(artifact.folder / TOKENIZER, artifact.max_length, artifact.head_fraction)
         self.provider = session.get_providers()[0]
-        self._use_binding = self.provider == CUDA
+        self.io_binding = self.provider == CUDA if io_binding is None else io_binding
         self._tokenizer_thread: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -118,8 +124,14 @@ class Classifier:
         threads: int | None = None,
         batch_size: int = 64,
         verify_checksums: bool = True,
+        precision: str | None = None,
+        io_binding: bool | None = None,
     ) -> Classifier:
-        """Load and verify ``folder``; warn loudly when CUDA was asked for and CPU is what runs."""
+        """Load and verify ``folder``; warn loudly when CUDA was asked for and CPU is what runs.
+
+        ``precision`` forces a variant (fp16 on the CPU, say, to check the GPU's variant anywhere);
+        ``io_binding`` defaults to on with CUDA, off otherwise.
+        """
         artifact = load_artifact(Path(folder), verify_checksums=verify_checksums)
         if device in ("auto", "cuda") and hasattr(ort, "preload_dlls"):
             try:
@@ -127,11 +139,14 @@ class Classifier:
             except Exception as exc:  # pragma: no cover - depends on installed CUDA libraries
                 log.debug("onnxruntime.preload_dlls failed: %s", exc)
         choice = choose_provider(device, ort.get_available_providers(), list(artifact.variants))
+        if precision is not None:
+            choice = ProviderChoice(choice.providers, precision)
         session = cls._session(artifact, choice, threads)
         if choice.providers[0] == CUDA and session.get_providers()[0] != CUDA:
-            choice = choose_provider("cpu", [], list(artifact.variants))
+            fallback = choose_provider("cpu", [], list(artifact.variants))
+            choice = ProviderChoice(fallback.providers, precision or fallback.precision)
             session = cls._session(artifact, choice, threads)
-        classifier = cls(artifact, session, choice.precision, device, batch_size)
+        classifier = cls(artifact, session, choice.precision, device, batch_size, io_binding)
         if device == "cuda" and classifier.provider != CUDA:
             log.warning(
                 "CUDA was requested but ONNX Runtime runs model %s on %s (%s); "
@@ -208,7 +223,7 @@ class Classifier:
         return [self._prediction(sentiment[row], topic[row], batch.truncated_rows[row]) for row in range(rows)]
 
     def _infer(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._use_binding:
+        if self.io_binding:
             binding = self.session.io_binding()
             binding.bind_cpu_input("input_ids", input_ids)
             binding.bind_cpu_input("attention_mask", attention_mask)

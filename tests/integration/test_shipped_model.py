@@ -64,3 +64,33 @@ def test_clear_topics(shipped: Classifier) -> None:
 def test_runs_on_cpu_int8_here(shipped: Classifier) -> None:
     assert (shipped.provider, shipped.precision) == (CPU, "int8")
     assert shipped.version == load_artifact(DEFAULT_MODEL_DIR).version
+
+
+MORE = [
+    "Tesla recalls 120,000 vehicles over faulty seat belts",
+    "Amazon to cut 9,000 more jobs as cloud growth slows",
+    "Goldman Sachs upgrades Ford to buy on EV margins",
+    "ECB holds rates steady, signals patience on cuts",
+    "Gold hits record as dollar weakens",
+    "Pfizer wins FDA approval for new RSV vaccine",
+    "Credit Suisse shares crash to record low",
+    "Exxon posts record annual profit on high oil prices",
+    "Bitcoin falls 8% after exchange halts withdrawals",
+    "Unilever names new CEO as activist pressure builds",
+    "Netflix subscriber growth beats forecasts, stock soars",
+    "US jobless claims rise more than expected",
+    "Chevron to buy Hess in $53 billion deal",
+    "Walmart lifts annual sales forecast",
+    "China's factory activity shrinks for third month",
+]
+
+
+def test_the_fp16_variant_with_io_binding_agrees_with_int8_on_the_cpu(shipped: Classifier) -> None:
+    """The GPU path (fp16 variant, IO binding) checked on the CPU provider against the CPU default."""
+    texts = [t for t, _ in HEADLINES] + [t for t, _ in TOPICS] + MORE
+    gpu_like = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", precision="fp16", io_binding=True)
+    pairs = list(zip(gpu_like.predict(texts), shipped.predict(texts), strict=True))
+    sentiment = sum(a.sentiment == b.sentiment for a, b in pairs) / len(pairs)
+    topic = sum(a.topic == b.topic for a, b in pairs) / len(pairs)
+    assert sentiment >= 0.95 and topic >= 0.95, (sentiment, topic)
+    assert max(abs(a.score - b.score) for a, b in pairs) < 0.2

@@ -94,3 +94,17 @@ def test_only_documents_that_were_cut_are_flagged_truncated(tiny_model: Path) ->
     classifier = Classifier.load(tiny_model, device="cpu")  # max_length 16: 14 words fit exactly
     exact, cut = classifier.predict([" ".join(["w1"] * 14), " ".join(["w1"] * 15)])
     assert (exact.truncated, cut.truncated) == (False, True)
+
+
+def test_the_gpu_path_runs_on_the_cpu_with_the_same_answers(tiny_model: Path) -> None:
+    """fp16 variant and IO binding, as on CUDA, but on the CPU provider: checks the code path anywhere."""
+    texts = ["good oil w1", "bad fed", "flat ipo w2 w3 w4", "dividend good good"] * 20
+    default = Classifier.load(tiny_model, device="cpu", batch_size=16)
+    gpu_like = Classifier.load(tiny_model, device="cpu", precision="fp16", io_binding=True, batch_size=16)
+    assert (gpu_like.precision, gpu_like.io_binding, default.io_binding) == ("fp16", True, False)
+    assert [p.as_dict() for p in gpu_like.predict(texts)] == [p.as_dict() for p in default.predict(texts)]
+
+
+def test_a_missing_variant_is_a_clear_error(tiny_model: Path) -> None:
+    with pytest.raises(ArtifactError, match="has no fp32 variant"):
+        Classifier.load(tiny_model, device="cpu", precision="fp32")
