@@ -64,6 +64,19 @@ def seen_key(scope: str, key: str, doc_id: str) -> str:
     return f"{scope}{SEP}{key}{SEP}{doc_id}"
 
 
+def _mark(start: int, source: tuple[int, int] | None) -> Any:
+    """A seen marker: the bucket start, and the event that counted it when known."""
+    return [start, source[0], source[1]] if source is not None else start
+
+
+def _marked_start(marker: Any) -> int:
+    return int(marker[0]) if isinstance(marker, list) else int(marker)
+
+
+def _same_event(marker: Any, source: tuple[int, int] | None) -> bool:
+    return source is not None and isinstance(marker, list) and (int(marker[1]), int(marker[2])) == source
+
+
 def split_key(stored: str) -> tuple[str, str, str]:
     scope, key, last = stored.split(SEP, 2)
     return scope, key, last
@@ -104,31 +117,46 @@ class TrendWindows:
         now: float,
         title: str = "",
         tickers: Sequence[str] = (),
+        source: tuple[int, int] | None = None,
     ) -> Outcome:
         """Count one scored document; a duplicate id, a late or a far-future event is not counted.
 
         A repost of a story already counted for this key within the retention (same normalized
         title) is counted in the raw counts but not in the unique counts that detection uses.
+
+        ``source`` is the (partition, offset) of the event that carries the document. The bucket
+        records the last offset it applied per partition in the same write as its counts, and
+        the id's marker records its event: so when a crash keeps one of the two writes and loses
+        the other, the re-delivered event is neither counted twice nor lost.
         """
         start = int(event_time // self.bucket) * self.bucket
         if start + self.bucket + self.grace <= now:
             return Outcome(False, "late")
         if event_time > now + self.max_future:
             return Outcome(False, "future")
+        stored = bucket_key(scope, key, start)
+        previous = self.buckets.get(stored)
+        if (
+            source is not None
+            and previous
+            and int((previous.get("applied") or {}).get(str(source[0]), -1)) >= source[1]
+        ):
+            return Outcome(False, "duplicate")  # this very event was applied before a crash
         marker = seen_key(scope, key, doc_id)
-        if marker in self.seen:
+        if marker in self.seen and not _same_event(self.seen[marker], source):
             return Outcome(False, "duplicate")
-        self.seen[marker] = start
+        self.seen[marker] = _mark(start, source)
         story = story_key(title)
         novel = True
         if story:
             story_marker = seen_key(scope, key, f"story:{story}")
-            novel = story_marker not in self.seen
-            self.seen[story_marker] = start
-        stored = bucket_key(scope, key, start)
-        self.buckets[stored] = self._counted(
-            self.buckets.get(stored), doc_id, sentiment, score, title, tickers, scope, key, novel
-        )
+            novel = story_marker not in self.seen or _same_event(self.seen[story_marker], source)
+            if story_marker not in self.seen or novel:
+                self.seen[story_marker] = _mark(start, source)
+        counts = self._counted(previous, doc_id, sentiment, score, title, tickers, scope, key, novel)
+        if source is not None:
+            counts["applied"] = {**(counts.get("applied") or {}), str(source[0]): source[1]}
+        self.buckets[stored] = counts
         for spec in self.specs:
             for window_start in spec.starts_containing(event_time):
                 self.dirty.add((scope, key, spec.name, window_start))
@@ -214,6 +242,16 @@ class TrendWindows:
         self.dirty.clear()
         return out
 
+    def refresh(self, now: float) -> None:
+        """Mark every open window as changed, so the next ``updates`` republishes it: after a
+        restart, windows counted before the crash but not yet published reappear at once."""
+        for (scope, key), starts in self._bucket_starts().items():
+            for spec in self.specs:
+                for bucket_start in starts:
+                    for window_start in spec.starts_containing(bucket_start):
+                        if window_start + spec.size + self.grace > now:
+                            self.dirty.add((scope, key, spec.name, window_start))
+
     def _bucket_starts(self) -> dict[tuple[str, str], list[int]]:
         found: dict[tuple[str, str], list[int]] = {}
         for stored in list(self.buckets.keys()):
@@ -248,7 +286,7 @@ class TrendWindows:
             if int(split_key(stored)[2]) < horizon:
                 yield self.buckets, stored
         for stored in list(self.seen.keys()):
-            if int(self.seen[stored]) < horizon:
+            if _marked_start(self.seen[stored]) < horizon:
                 yield self.seen, stored
 
 

@@ -121,3 +121,51 @@ def test_story_key_matches_training_dedup_entities_links_and_case() -> None:
     assert story_key("S&amp;P 500 falls https://t.co/a") == story_key("s&p 500 FALLS!")
     assert story_key("S&P 500 falls") != story_key("S&P 500 rises")
     assert story_key("   ") == ""
+
+
+def test_a_crash_that_keeps_only_one_of_the_two_writes_neither_loses_nor_doubles_a_count() -> None:
+    """The id's marker and the bucket are two table writes; a kill can persist one and lose the other.
+    The re-delivered event (same partition and offset) must then be counted exactly once."""
+    now = T0 + 1
+    lost_bucket = make()
+    assert lost_bucket.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
+    lost_bucket.buckets.clear()  # the marker survived, the count did not
+    assert lost_bucket.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
+    assert lost_bucket.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 1
+
+    lost_marker = make()
+    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
+    lost_marker.seen.clear()  # the count survived, the marker did not
+    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).reason == "duplicate"
+    assert lost_marker.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 1
+
+
+def test_the_same_id_in_another_event_is_still_a_duplicate() -> None:
+    w = make()
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(0, 5)).counted
+    assert (
+        w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(0, 9)).reason == "duplicate"
+    )
+    assert w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1, title="Rates up!", source=(0, 12)).counted
+    result = w.result("topic", "Macro", MINUTE, int(T0), False)
+    assert (result["total"], result["unique_total"]) == (2, 1)  # b is a repost of a's story
+
+
+def test_expiry_reads_markers_with_and_without_their_event() -> None:
+    w = make(grace=0)
+    w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, source=(1, 3))
+    w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1)
+    expired = list(w.expired(T0 + 10_000))
+    assert len(expired) == 3  # one bucket, two id markers
+
+
+def test_refresh_republishes_open_windows_only() -> None:
+    w = make(grace=10)
+    w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1)
+    w.add("topic", "Macro", "b", T0 + 600, "neutral", 0, T0 + 601)
+    w.updates(T0 + 601)
+    assert w.updates(T0 + 602) == []
+    w.refresh(T0 + 602)
+    again = w.updates(T0 + 602)
+    assert {(r["window"], r["window_start"][11:16]) for r in again if r["window"] == "1m"} == {("1m", "09:10")}
+    assert all(r["final"] is False for r in again) and {r["window"] for r in again} == {"1m", "15m"}
