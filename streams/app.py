@@ -32,7 +32,6 @@ from streams.windows import SEP, TrendWindows, WindowSpec, scope_keys
 
 log = logging.getLogger(__name__)
 EXPIRY_EVERY = 30.0
-REFRESH_AFTER = 20.0  # seconds after start to republish every open window (state recovered by then)
 
 
 def broker_url(kafka: KafkaSettings) -> str:
@@ -205,15 +204,9 @@ def create_worker(
     tumbling = window_specs(windows)[0].name
     watch = frozenset(t.upper() for t in windows.watch_tickers)
 
-    started = [0.0, False]  # first emit time, refreshed yet
-
     @app.timer(interval=windows.emit_interval)
     async def emit() -> None:
         now = clock()
-        started[0] = started[0] or now
-        if not started[1] and now - started[0] >= REFRESH_AFTER:
-            started[1] = True
-            state.refresh(now)  # windows counted before a crash but never published reappear
         records = state.updates(now) + state.close(now)
         sent = [await trends.send(key=f"{r['scope']}{SEP}{r['key']}".encode(), value=dumps(r)) for r in records]
         await asyncio.gather(*sent)

@@ -242,16 +242,6 @@ class TrendWindows:
         self.dirty.clear()
         return out
 
-    def refresh(self, now: float) -> None:
-        """Mark every open window as changed, so the next ``updates`` republishes it: after a
-        restart, windows counted before the crash but not yet published reappear at once."""
-        for (scope, key), starts in self._bucket_starts().items():
-            for spec in self.specs:
-                for bucket_start in starts:
-                    for window_start in spec.starts_containing(bucket_start):
-                        if window_start + spec.size + self.grace > now:
-                            self.dirty.add((scope, key, spec.name, window_start))
-
     def _bucket_starts(self) -> dict[tuple[str, str], list[int]]:
         found: dict[tuple[str, str], list[int]] = {}
         for stored in list(self.buckets.keys()):

@@ -157,15 +157,3 @@ def test_expiry_reads_markers_with_and_without_their_event() -> None:
     w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1)
     expired = list(w.expired(T0 + 10_000))
     assert len(expired) == 3  # one bucket, two id markers
-
-
-def test_refresh_republishes_open_windows_only() -> None:
-    w = make(grace=10)
-    w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1)
-    w.add("topic", "Macro", "b", T0 + 600, "neutral", 0, T0 + 601)
-    w.updates(T0 + 601)
-    assert w.updates(T0 + 602) == []
-    w.refresh(T0 + 602)
-    again = w.updates(T0 + 602)
-    assert {(r["window"], r["window_start"][11:16]) for r in again if r["window"] == "1m"} == {("1m", "09:10")}
-    assert all(r["final"] is False for r in again) and {r["window"] for r in again} == {"1m", "15m"}
