@@ -44,6 +44,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+
     part = path.with_name(path.name + ".part")
     with part.open("w", encoding="utf-8", newline="") as out:
         if path.suffix.lower() == ".csv":

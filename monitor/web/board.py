@@ -41,7 +41,7 @@ class Board:
         self.series: dict[tuple[str, str], OrderedDict[str, dict[str, Any]]] = {}
         self.alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.reviews: dict[str, dict[str, dict[str, int]]] = {"topic": {}, "sentiment": {}}
-        self.reviewed: dict[str, str] = {}
+        self.reviewed: dict[str, dict[str, Any]] = {}
         self.per_second: deque[list[float]] = deque(maxlen=120)
         self.scored_total = 0
         self.versions: dict[str, int] = {}
@@ -114,9 +114,9 @@ class Board:
         doc_id = str(record.get("id"))
         previous = self.reviewed.get(doc_id)
         if previous:
-            self._count(json.loads(previous), -1)
+            self._count(previous, -1)
         self._count(record, +1)
-        self.reviewed[doc_id] = json.dumps(record)
+        self.reviewed[doc_id] = dict(record)
 
     def _count(self, record: dict[str, Any], sign: int) -> None:
         for head in ("topic", "sentiment"):

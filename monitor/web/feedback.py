@@ -8,6 +8,7 @@ from typing import Any
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 
 MAX_TEXT = 10_000
+TRAINING_FIELDS = ("text", "sentiment", "topic", "id", "verdict", "analyst", "model_version", "at")
 
 
 class FeedbackError(ValueError):
@@ -63,16 +64,4 @@ def training_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         if isinstance(record, dict) and record.get("id") and record.get("text"):
             latest[str(record["id"])] = record
-    return [
-        {
-            "text": r["text"],
-            "sentiment": r["sentiment"],
-            "topic": r["topic"],
-            "id": r["id"],
-            "verdict": r.get("verdict"),
-            "analyst": r.get("analyst"),
-            "model_version": r.get("model_version"),
-            "at": r.get("at"),
-        }
-        for r in latest.values()
-    ]
+    return [{name: r.get(name) for name in TRAINING_FIELDS} for r in latest.values()]
