@@ -39,6 +39,12 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_worker(url: str, work: Path, port: int) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
@@ -62,7 +68,7 @@ def start_worker(url: str, work: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def soak(url: str, rate: float, seconds: float, every: float, pid: int) -> list[tuple]:
+async def soak(url: str, rate: float, seconds: float, every: float, pid: int, broker: int) -> list[tuple]:
     docs = documents(int(rate * seconds) + 1)
     produced = [0]
     latencies: list[float] = []
@@ -108,13 +114,19 @@ async def soak(url: str, rate: float, seconds: float, every: float, pid: int) ->
             await consumer.stop()
 
     async def sample() -> None:
-        began = time.monotonic()
+        began = last = time.monotonic()
+        cpu = {p: cpu_seconds(p) for p in (pid, broker)}
+        before = 0
         while not done.is_set():
             await asyncio.sleep(every)
             window, latencies[:] = list(latencies), []
             p50, p99 = (np.percentile(window, 50), np.percentile(window, 99)) if window else (float("nan"),) * 2
+            now, used = time.monotonic(), {p: cpu_seconds(p) for p in cpu}
+            share = [(used[p] - cpu[p]) / (now - last) for p in (pid, broker)]
+            per_doc = (used[pid] - cpu[pid]) * 1000 / max(1, scored[0] - before)
+            cpu, last, before = used, now, scored[0]
             rows.append(
-                (time.monotonic() - began, produced[0], scored[0], produced[0] - scored[0], rss_mib(pid), p50, p99)
+                (now - began, produced[0], scored[0], produced[0] - scored[0], rss_mib(pid), p50, p99, per_doc, *share)
             )
             print(f"sample {rows[-1]}", file=sys.stderr, flush=True)
 
@@ -145,16 +157,23 @@ def main() -> int:
             rate = capacity * args.load
             print(f"capacity {capacity:.1f} docs/s; soaking at {rate:.1f} docs/s", file=sys.stderr, flush=True)
             rss0 = rss_mib(worker.pid)
-            rows = asyncio.run(soak(broker.url, rate, args.minutes * 60, args.every, worker.pid))
+            assert broker.process is not None
+            rows = asyncio.run(soak(broker.url, rate, args.minutes * 60, args.every, worker.pid, broker.process.pid))
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
     print(
         f"capacity {capacity:.1f} docs/s, fed at {rate:.1f} docs/s ({args.load:.0%}); RSS after warm-up {rss0:.0f} MiB"
     )
-    print(f"{'t s':>6}{'produced':>10}{'scored':>10}{'backlog':>9}{'RSS MiB':>9}{'p50 s':>8}{'p99 s':>8}")
-    for t, produced, scored, backlog, rss, p50, p99 in rows:
-        print(f"{t:>6.0f}{produced:>10}{scored:>10}{backlog:>9}{rss:>9.0f}{p50:>8.2f}{p99:>8.2f}")
+    print(
+        f"{'t s':>6}{'produced':>10}{'scored':>10}{'backlog':>9}{'RSS MiB':>9}{'p50 s':>8}{'p99 s':>8}"
+        f"{'worker ms/doc':>15}{'worker CPU':>12}{'broker CPU':>12}"
+    )
+    for t, produced, scored, backlog, rss, p50, p99, per_doc, worker_cpu, broker_cpu in rows:
+        print(
+            f"{t:>6.0f}{produced:>10}{scored:>10}{backlog:>9}{rss:>9.0f}{p50:>8.2f}{p99:>8.2f}"
+            f"{per_doc:>15.2f}{worker_cpu:>12.0%}{broker_cpu:>12.0%}"
+        )
     return 0
 
 

@@ -18,11 +18,13 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.types import TP
 
 from alerts.settings import AlertSettings
 from models.runtime import Classifier
 from streams.alerting import add_delivery, add_detection
 from streams.decode import Limits
+from streams.gaps import GapGuard
 from streams.health import serve_metrics
 from streams.metrics import WorkerMetrics
 from streams.records import dumps
@@ -125,6 +127,8 @@ def create_worker(
     metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
     serve_metrics(app, metrics)
 
+    guard = GapGuard()
+
     @app.agent(news)
     async def score(events_stream: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -141,6 +145,13 @@ def create_worker(
                 for e in events
             ]
             metrics.consumed.inc(len(messages))
+            generation = events[0].message.generation_id
+            for partition, offset in guard.check(
+                generation, [(int(m.partition or 0), int(m.offset or 0)) for m in messages]
+            ):
+                log.warning("news partition %d: offsets from %d were skipped; reading them again", partition, offset)
+                metrics.reread_ranges.inc()
+                await app.consumer.seek(TP(topics.news, partition), offset)
             result = await loop.run_in_executor(executor, score_batch, messages, classifier, limits)
             scored_out, dead_out = result.outputs()
             sent = [await scored.send(key=k, value=v, timestamp=ts) for k, v, ts in scored_out]
@@ -158,23 +169,29 @@ def create_worker(
                 metrics.dead_letters.labels(reason=letter.reason).inc()
 
     @app.agent(scored)
-    async def fan_out(records: faust.StreamT) -> None:
-        async for value in records:
-            record = json.loads(value)
+    async def fan_out(events_stream: Any) -> None:
+        # a batch at a time: its trend events leave in one produce request, not one per record
+        async for events in events_stream.take_events(stream.batch_max, within=stream.batch_within):
             sent = []
-            for scope, key in scope_keys(record):
-                event = {
-                    "scope": scope,
-                    "key": key,
-                    "id": record["id"],
-                    "published_at": record["published_at"],
-                    "sentiment": record["sentiment"],
-                    "score": record["score"],
-                    "title": record.get("title", ""),
-                    "tickers": record.get("tickers", []),
-                }
-                sent.append(await trend_events.send(key=f"{scope}{SEP}{key}".encode(), value=dumps(event)))
-            await asyncio.gather(*sent)
+            for event in events:
+                sent += await trend_events_of(json.loads(event.value))
+            await asyncio.gather(*sent)  # offsets commit only after every output is acknowledged
+
+    async def trend_events_of(record: dict[str, Any]) -> list[Any]:
+        sent = []
+        for scope, key in scope_keys(record):
+            event = {
+                "scope": scope,
+                "key": key,
+                "id": record["id"],
+                "published_at": record["published_at"],
+                "sentiment": record["sentiment"],
+                "score": record["score"],
+                "title": record.get("title", ""),
+                "tickers": record.get("tickers", []),
+            }
+            sent.append(await trend_events.send(key=f"{scope}{SEP}{key}".encode(), value=dumps(event)))
+        return sent
 
     @app.agent(trend_events)
     async def window(events_stream: faust.StreamT) -> None:

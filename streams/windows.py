@@ -49,6 +49,10 @@ class WindowSpec:
         last = int(moment // self.step) * self.step
         return list(range(last - self.size + self.step, last + 1, self.step))
 
+    def trailing_start(self, moment: float) -> int:
+        """Start of the window of this spec that contains ``moment`` and ends first."""
+        return int(moment // self.step) * self.step - self.size + self.step
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -232,14 +236,28 @@ class TrendWindows:
         }
 
     def updates(self, now: float) -> list[dict[str, Any]]:
-        """Current values of windows changed since the last call that are still open."""
+        """Current values of changed open windows that have reached the clock's trailing window.
+
+        An event changes every hopping window that contains it (15 of a 15-minute window hopping
+        by the minute); publishing all of them on every change would multiply the trend stream
+        for values nobody reads. A changed window is published once it is the trailing window of
+        its spec (the one containing the clock that ends first) or an older one still open for
+        late events; a younger one waits, changed, until it becomes the trailing one. Every
+        window still gets its final record at its close.
+        """
         specs = {spec.name: spec for spec in self.specs}
         out = []
-        for scope, key, name, start in sorted(self.dirty):
+        waiting = set()
+        for changed in sorted(self.dirty):
+            scope, key, name, start = changed
             spec = specs[name]
-            if start + spec.size + self.grace > now:
-                out.append(self.result(scope, key, spec, start, final=False))
-        self.dirty.clear()
+            if start + spec.size + self.grace <= now:
+                continue  # closed: its final record carries it
+            if start > spec.trailing_start(now):
+                waiting.add(changed)
+                continue
+            out.append(self.result(scope, key, spec, start, final=False))
+        self.dirty = waiting
         return out
 
     def _bucket_starts(self) -> dict[tuple[str, str], list[int]]:

@@ -63,12 +63,29 @@ def test_windows_close_on_the_clock_once_each_with_a_final_record() -> None:
     assert len(hop_finals) == 14 and all(r["window"] == "15m" and r["total"] == 1 for r in hop_finals)
 
 
-def test_updates_report_open_changed_windows_once() -> None:
+def test_updates_report_changed_windows_once_as_they_become_the_trailing_one() -> None:
     w = make()
     w.add("topic", "Macro", "a", T0 + 5, "positive", 1, now=T0 + 6)
     updates = w.updates(now=T0 + 6)
-    assert len(updates) == 16 and not any(u["final"] for u in updates)
+    # the minute, and of the 15 hopping windows holding the event the one that ends first
+    assert [(u["window"], u["window_start"], u["total"], u["final"]) for u in updates] == [
+        ("15m", "2026-11-24T08:46:00.000Z", 1, False),
+        ("1m", "2026-11-24T09:00:00.000Z", 1, False),
+    ]
     assert w.updates(now=T0 + 7) == []
+    # a minute on, with no new event, the next hopping window (changed, not yet published) trails
+    later = w.updates(now=T0 + 66)
+    assert [(u["window"], u["window_start"], u["total"]) for u in later] == [("15m", "2026-11-24T08:47:00.000Z", 1)]
+    assert w.updates(now=T0 + 67) == []
+
+
+def test_updates_still_publish_an_older_window_open_for_late_events() -> None:
+    w = make(grace=10)
+    w.add("topic", "Macro", "a", T0 + 58, "negative", -1, now=T0 + 58)
+    w.updates(now=T0 + 58)
+    w.add("topic", "Macro", "b", T0 + 59, "negative", -1, now=T0 + 62)  # late but within grace
+    minute = [u for u in w.updates(now=T0 + 62) if u["window"] == "1m"]
+    assert [(u["window_start"], u["total"]) for u in minute] == [("2026-11-24T09:00:00.000Z", 2)]
 
 
 def test_expired_state_is_listed_for_deletion_after_every_window_closed() -> None:
