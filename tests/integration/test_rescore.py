@@ -73,11 +73,16 @@ def test_a_topic_range_is_rescored_once_per_input_and_trends_match_the_worker(
     assert same.returncode == 0, same.stderr
     assert "rescored 60 documents with model tiny-1; rejected 2 (invalid_json 1, schema 1)" in same.stdout
     recomputed = {window_key(t): t for t in read_jsonl(tmp_path / "trends.jsonl")}
-    assert recomputed.keys() == live.keys()
-    for key, trend in recomputed.items():
-        assert trend["final"] and trend["model_version"] == "tiny-1"
-        assert {f: trend[f] for f in SAME} == {f: live[key][f] for f in SAME}, key
-        assert trend["mean_score"] == pytest.approx(live[key]["mean_score"], abs=1e-5)
+    # the worker publishes every minute window it counted, and of the hopping windows those that
+    # have trailed its clock; each of them must equal the recomputed final
+    assert live.keys() <= recomputed.keys()
+    assert {k for k in recomputed if k[2] == "60s"} == {k for k in live if k[2] == "60s"}
+    assert any(k[2] == "900s" for k in live)
+    assert all(t["final"] and t["model_version"] == "tiny-1" for t in recomputed.values())
+    for key, seen in live.items():
+        trend = recomputed[key]
+        assert {f: trend[f] for f in SAME} == {f: seen[f] for f in SAME}, key
+        assert trend["mean_score"] == pytest.approx(seen["mean_score"], abs=1e-5)
 
     expected = [key.decode() for key, _ in messages[10:40] if key not in (b"broken", b"typed")]
     rescored_topic = f"{pipeline.name}.rescored"
