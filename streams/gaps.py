@@ -30,7 +30,7 @@ class GapGuard:
         afresh: partitions may have moved, so nothing before its first batch is expected.
         """
         if generation != self.generation:
-            self.generation, self.expected = generation, {}
+            self.generation, self.expected, self.repaired = generation, {}, set()
         jumps: dict[int, int] = {}
         for partition, offset in batch:
             want = self.expected.get(partition)

@@ -28,4 +28,6 @@ def test_the_same_jump_seen_again_after_the_seek_is_a_real_gap_and_accepted() ->
 def test_a_new_generation_starts_afresh() -> None:
     guard = GapGuard()
     guard.check(1, [(0, 10)])
+    assert guard.check(1, [(0, 13)]) == [(0, 11)]
     assert guard.check(2, [(0, 40)]) == []  # another worker processed 11..39 in between
+    assert guard.repaired == set() and guard.expected == {0: 41}  # what one generation learnt stays in it
