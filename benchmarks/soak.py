@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import collect, documents, produce, wait_ready  # benchmarks/pipeline.py, beside this file
 
 from monitor.embedded_broker import EmbeddedBroker, free_port
+from monitor.feed import FEED_LINGER_MS
+from monitor.settings import Settings
 
 
 def rss_mib(pid: int) -> float:
@@ -68,7 +70,9 @@ def start_worker(url: str, work: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def soak(url: str, rate: float, seconds: float, every: float, pid: int, broker: int) -> list[tuple]:
+async def soak(
+    url: str, rate: float, seconds: float, every: float, pid: int, broker: int, linger_ms: int
+) -> list[tuple]:
     docs = documents(int(rate * seconds) + 1)
     produced = [0]
     latencies: list[float] = []
@@ -77,7 +81,7 @@ async def soak(url: str, rate: float, seconds: float, every: float, pid: int, br
     done = asyncio.Event()
 
     async def feed() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=url, linger_ms=5)
+        producer = AIOKafkaProducer(bootstrap_servers=url, linger_ms=linger_ms)
         await producer.start()
         began = time.monotonic()
         try:
@@ -140,6 +144,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--load", type=float, default=0.8, help="fraction of the measured capacity")
+    parser.add_argument("--rate", type=float, default=None, help="docs/s to feed, instead of --load")
+    parser.add_argument(
+        "--feed-linger", type=int, default=FEED_LINGER_MS, help="ms the feeder's producer lingers, as `finmon feed`'s"
+    )
     parser.add_argument("--every", type=float, default=60.0, help="seconds per row")
     parser.add_argument("--calibrate", type=int, default=2000, help="documents for the capacity run")
     args = parser.parse_args()
@@ -154,16 +162,25 @@ def main() -> int:
             began = time.monotonic()
             records, last = asyncio.run(collect(broker.url, "soak.scored", len(calibration), timeout=600))
             capacity = len(records) / (last - began)
-            rate = capacity * args.load
+            rate = args.rate or capacity * args.load
             print(f"capacity {capacity:.1f} docs/s; soaking at {rate:.1f} docs/s", file=sys.stderr, flush=True)
             rss0 = rss_mib(worker.pid)
             assert broker.process is not None
-            rows = asyncio.run(soak(broker.url, rate, args.minutes * 60, args.every, worker.pid, broker.process.pid))
+            rows = asyncio.run(
+                soak(broker.url, rate, args.minutes * 60, args.every, worker.pid, broker.process.pid, args.feed_linger)
+            )
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
+    windows, stream = Settings().windows, Settings().stream
+    kept = windows.hopping_seconds + windows.grace_seconds
     print(
-        f"capacity {capacity:.1f} docs/s, fed at {rate:.1f} docs/s ({args.load:.0%}); RSS after warm-up {rss0:.0f} MiB"
+        f"windows {windows.tumbling_seconds} s and {windows.hopping_seconds} s (window state kept {kept} s); "
+        f"worker linger {stream.producer_linger * 1000:.0f} ms, feeder linger {args.feed_linger} ms"
+    )
+    print(
+        f"capacity {capacity:.1f} docs/s, fed at {rate:.1f} docs/s ({rate / capacity:.0%}); "
+        f"RSS after warm-up {rss0:.0f} MiB"
     )
     print(
         f"{'t s':>6}{'produced':>10}{'scored':>10}{'backlog':>9}{'RSS MiB':>9}{'p50 s':>8}{'p99 s':>8}"

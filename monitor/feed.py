@@ -99,6 +99,9 @@ BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferie
 MIX = {"negative": 0.25, "neutral": 0.45, "positive": 0.30}
 
 
+FEED_LINGER_MS = 100
+
+
 @dataclass(frozen=True)
 class FeedOptions:
     rate: float = 20.0
@@ -181,7 +184,9 @@ async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop:
     """Send documents at ``options.rate`` per second until the count, the file or ``stop`` ends it."""
     from streams.topics import client_options
 
-    producer = AIOKafkaProducer(**client_options(kafka))  # type: ignore[arg-type]
+    # a feed needs no millisecond latency: lingering sends a few documents per batch, which keeps
+    # requests few on any broker and the embedded one's reads cheap (it scans a partition's batches)
+    producer = AIOKafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS)  # type: ignore[arg-type]
     await producer.start()
     sent = 0
     source: Iterator[dict[str, Any]] = replay(options.replay) if options.replay else _endless(SyntheticNews(options))

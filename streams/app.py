@@ -83,6 +83,7 @@ def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings
         broker_session_timeout=stream.session_timeout,
         broker_heartbeat_interval=stream.heartbeat_interval,
         producer_max_batch_size=1 if stream.producer_batch_one else 16384,
+        producer_linger=stream.producer_linger,
         web_bind=stream.web_host,
         web_port=stream.web_port,
         web_host=stream.web_host,

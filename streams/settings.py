@@ -57,6 +57,12 @@ class StreamSettings(BaseModel):
     producer_batch_one: bool = Field(
         False, description="Send each message in its own batch (needed for exact changelog recovery on Tansu only)."
     )
+    producer_linger: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Seconds a produce batch waits for more records: fewer, fuller requests for a little latency.",
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of /metrics and /health.")
     web_port: int = Field(6066, ge=0, le=65535)
     data_dir: str = Field("var/finmon", description="Faust's local state folder.")

@@ -2,8 +2,8 @@ import ssl
 
 import faust
 
-from streams.app import broker_url, credentials, partition_of
-from streams.settings import KafkaSettings
+from streams.app import base_app, broker_url, credentials, partition_of
+from streams.settings import KafkaSettings, StreamSettings, TopicSettings
 from streams.topics import client_options
 from streams.windows import scope_keys
 
@@ -40,3 +40,13 @@ def test_scopes_and_partitions() -> None:
     assert scope_keys({"topic": "Macro", "tickers": ["AAPL"]}) == [("topic", "Macro"), ("ticker", "AAPL")]
     assert partition_of(b"topic\x1fMacro", 1) == 0
     assert {partition_of(f"k{i}".encode(), 4) for i in range(50)} == {0, 1, 2, 3}
+
+
+def test_worker_producer_lingers_as_configured() -> None:
+    """The Kafka producer the worker builds gets the linger and batch size of the settings."""
+    kafka, topics = KafkaSettings(bootstrap_servers="127.0.0.1:1"), TopicSettings()
+    default = base_app(kafka, topics, StreamSettings(), "linger-default").producer._settings_default()
+    assert (default["linger_ms"], default["max_batch_size"]) == (20, 16384)
+    tuned = StreamSettings(producer_linger=0.25, producer_batch_one=True)
+    options = base_app(kafka, topics, tuned, "linger-tuned").producer._settings_default()
+    assert (options["linger_ms"], options["max_batch_size"]) == (250, 1)
