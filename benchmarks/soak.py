@@ -172,7 +172,8 @@ def main() -> int:
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
-    windows, stream = Settings().windows, Settings().stream
+    settings = Settings()  # what the worker read from the same environment
+    windows, stream = settings.windows, settings.stream
     kept = windows.hopping_seconds + windows.grace_seconds
     print(
         f"windows {windows.tumbling_seconds} s and {windows.hopping_seconds} s (window state kept {kept} s); "

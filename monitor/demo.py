@@ -107,10 +107,9 @@ def worker_env(settings: Settings, url: str, embedded: bool, inbox_url: str) -> 
     if embedded:  # a short session timeout: the embedded broker makes a join wait half of it
         env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
         env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
-        # no one-record batches: they make exact table recovery possible on the embedded broker, which
-        # the demo never needs (its one worker starts once, on a fresh broker), and every read at the
-        # end of a partition costs that broker more with each batch it holds, so a demo would slow down
-        env.setdefault("FINMON_STREAM__PRODUCER_BATCH_ONE", "false")
+        # and no FINMON_STREAM__PRODUCER_BATCH_ONE: one-record batches make table recovery exact when a
+        # worker restarts on the embedded broker, which the demo never does (one worker, fresh broker),
+        # and each batch a partition holds makes that broker's reads at its end dearer: a demo slows down
     return env
 
 

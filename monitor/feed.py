@@ -185,7 +185,7 @@ async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop:
     from streams.topics import client_options
 
     # a feed needs no millisecond latency: lingering sends a few documents per batch, which keeps
-    # requests few on any broker and the embedded one's reads cheap (it scans a partition's batches)
+    # requests few on any broker, and the embedded one's reads cheap (they cost more per batch held)
     producer = AIOKafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS)  # type: ignore[arg-type]
     await producer.start()
     sent = 0

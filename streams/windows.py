@@ -46,8 +46,8 @@ class WindowSpec:
 
     def starts_containing(self, moment: float) -> list[int]:
         """Start times of the windows of this spec that contain ``moment``."""
-        last = int(moment // self.step) * self.step
-        return list(range(last - self.size + self.step, last + 1, self.step))
+        first = self.trailing_start(moment)
+        return list(range(first, first + self.size, self.step))
 
     def trailing_start(self, moment: float) -> int:
         """Start of the window of this spec that contains ``moment`` and ends first."""
