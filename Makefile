@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test setup-run setup-test lint bench clean
+.PHONY: demo test setup-run setup-test kafka lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +12,18 @@ $(BIN)/python:
 
 # torch is installed first and pinned: a bare `torch` requirement pulls a multi-GB CUDA build.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[cpu]'
+	$(PIP) install --quiet -e '.[cpu,demo]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	sh tests/install-system-packages.sh
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[cpu,train,parquet,dev]'
+	$(PIP) install --quiet -e '.[cpu,demo,train,parquet,dev]'
 	touch $@
+
+# Apache Kafka's jars from Maven Central, cached outside the clone (a second run is offline).
+kafka: setup-test
+	$(BIN)/python -m tests.kafka fetch
 
 setup-run: $(VENV)/.run-installed
 setup-test: $(VENV)/.test-installed
@@ -32,7 +36,7 @@ lint: setup-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint kafka
 	$(BIN)/python -m pytest
 
 bench: setup-test

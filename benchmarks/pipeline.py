@@ -1,10 +1,14 @@
-"""End-to-end pipeline speed: feed -> embedded broker -> one worker -> news.scored.
+"""End-to-end pipeline speed: feed -> broker -> one worker -> news.scored, on Apache Kafka and on
+the demo's embedded broker in the same run.
 
-For each batching setting: docs/s through the worker when the topic is pre-filled, and
-event -> scored latency p50/p99 while feeding at 50% of that rate; beside the classifier alone
-(same texts, same batch size) measured in the same run. The ratio is the pipeline's overhead.
+For each broker and batching setting: docs/s through the worker when the topic is pre-filled,
+event -> scored latency p50/p99 while feeding at 50% of that rate, and the worker's and the
+broker's CPU share over both phases; beside the classifier alone (same texts, same batch size)
+measured in the same run. The ratio is the pipeline's overhead.
 
-    python benchmarks/pipeline.py [--docs 3000] [--configs 16:0.05 64:0.1 256:0.2]
+    python benchmarks/pipeline.py [--docs 3000] [--configs 16:0.05 64:0.1 256:0.2] [--broker kafka embedded]
+
+Apache Kafka comes from the test setup's jars (`python -m tests.kafka fetch`, Java 17).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.soak import broker_of, cpu_seconds
 from models.runtime import Classifier
 from models.settings import DEFAULT_MODEL_DIR
-from monitor.embedded_broker import EmbeddedBroker, free_port
+from monitor.embedded_broker import free_port
 from monitor.feed import FeedOptions, SyntheticNews
 
 
@@ -87,8 +92,8 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
 
 
 def run_config(
-    url: str, batch: int, within: float, docs: list[dict[str, object]], seconds: float, work: Path
-) -> tuple[float, float, float]:
+    url: str, batch: int, within: float, docs: list[dict[str, object]], seconds: float, work: Path, kafka: bool
+) -> tuple[float, float, float, float]:
     name = f"bench{batch}x{int(within * 1000)}"
     port = free_port()
     env = dict(
@@ -106,6 +111,7 @@ def run_config(
         FINMON_TOPICS__DLQ=f"{name}.dlq",
         FINMON_TOPICS__TRENDS=f"{name}.trends",
         FINMON_MODEL__DEVICE="cpu",
+        FINMON_STREAM__IDEMPOTENT_PRODUCER=str(kafka).lower(),  # the embedded broker grants no producer ids
     )
     with (work / f"{name}.log").open("ab") as log:
         worker = subprocess.Popen(
@@ -117,6 +123,7 @@ def run_config(
         )
     try:
         wait_ready(port, worker)
+        worker_began, cpu_began = time.monotonic(), cpu_seconds(worker.pid)
         asyncio.run(produce(url, f"{name}.news", docs, None))  # pre-filled: the worker runs flat out
         began = time.monotonic()
         records, last = asyncio.run(collect(url, f"{name}.scored", len(docs), timeout=600))
@@ -128,7 +135,8 @@ def run_config(
             - datetime.fromisoformat(str(r["published_at"])).timestamp()
             for r in feeder[len(docs) :]
         ]
-        return throughput, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
+        share = (cpu_seconds(worker.pid) - cpu_began) / (time.monotonic() - worker_began)
+        return throughput, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), share
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
@@ -150,31 +158,39 @@ def main() -> int:
     parser.add_argument(
         "--configs", nargs="+", default=["16:0.05", "64:0.1", "256:0.2"], help="batch_max:batch_within pairs"
     )
+    parser.add_argument("--broker", nargs="+", choices=["kafka", "embedded"], default=["kafka", "embedded"])
     args = parser.parse_args()
     docs = documents(args.docs)
     texts = [str(d["title"]) for d in docs]
     work = Path(tempfile.mkdtemp(prefix="finmon-pipeline-"))
     rows = []
-    with EmbeddedBroker(log_file=work / "broker.log") as broker:
-        for config in args.configs:
-            batch, within = int(config.split(":")[0]), float(config.split(":")[1])
-            classifier = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", batch_size=batch)
-            began = time.perf_counter()
-            classifier.predict(texts)
-            alone = len(texts) / (time.perf_counter() - began)
-            throughput, p50, p99 = run_config(broker.url, batch, within, docs, args.seconds, work)
-            rows.append((batch, within, alone, throughput, p50, p99))
-            print(f"done batch={batch} within={within}", file=sys.stderr, flush=True)
+    for kind in args.broker:
+        with broker_of(kind, work) as (url, pid):
+            for config in args.configs:
+                batch, within = int(config.split(":")[0]), float(config.split(":")[1])
+                classifier = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", batch_size=batch)
+                began = time.perf_counter()
+                classifier.predict(texts)
+                alone = len(texts) / (time.perf_counter() - began)
+                broker_cpu, broker_began = cpu_seconds(pid), time.monotonic()
+                throughput, p50, p99, worker_share = run_config(
+                    url, batch, within, docs, args.seconds, work, kind == "kafka"
+                )
+                broker_share = (cpu_seconds(pid) - broker_cpu) / (time.monotonic() - broker_began)
+                rows.append((kind, batch, within, alone, throughput, p50, p99, worker_share, broker_share))
+                print(f"done {kind} batch={batch} within={within}", file=sys.stderr, flush=True)
     print(
-        f"{'batch_max':>10}{'within s':>10}{'classifier docs/s':>19}{'pipeline docs/s':>17}{'ratio':>8}"
-        f"{'p50 s @50%':>12}{'p99 s @50%':>12}"
+        f"{'broker':>9}{'batch_max':>10}{'within s':>10}{'classifier docs/s':>19}{'pipeline docs/s':>17}{'ratio':>8}"
+        f"{'p50 s @50%':>12}{'p99 s @50%':>12}{'worker CPU':>12}{'broker CPU':>12}"
     )
-    for batch, within, alone, throughput, p50, p99 in rows:
+    for kind, batch, within, alone, throughput, p50, p99, worker_share, broker_share in rows:
         print(
-            f"{batch:>10}{within:>10.2f}{alone:>19.1f}{throughput:>17.1f}{throughput / alone:>8.2f}"
-            f"{p50:>12.3f}{p99:>12.3f}"
+            f"{kind:>9}{batch:>10}{within:>10.2f}{alone:>19.1f}{throughput:>17.1f}{throughput / alone:>8.2f}"
+            f"{p50:>12.3f}{p99:>12.3f}{worker_share:>12.0%}{broker_share:>12.0%}"
         )
-    print(f"median pipeline/classifier ratio {statistics.median(r[3] / r[2] for r in rows):.2f}")
+    for kind in args.broker:
+        ratios = [r[4] / r[3] for r in rows if r[0] == kind]
+        print(f"{kind}: median pipeline/classifier ratio {statistics.median(ratios):.2f}")
     return 0
 
 

@@ -2,16 +2,18 @@
 latency must stay flat. A benchmark, not a test: it prints one row per interval.
 
 Capacity is measured first in the same run (a pre-filled topic drained flat out). Backlog is
-documents produced minus documents scored (counted here, not read from the broker's lag, which
-the embedded broker reports wrongly); latency is published_at -> scored_at of each document.
+documents produced minus documents scored, counted here; latency is published_at -> scored_at
+of each document. The broker is a single-node Apache Kafka (the test setup's jars) or, with
+``--broker embedded``, the demo's embedded one.
 
-    python benchmarks/soak.py [--minutes 10] [--load 0.8] [--every 60]
+    python benchmarks/soak.py [--minutes 10] [--load 0.8] [--every 60] [--broker kafka|embedded]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from pipeline import collect, documents, produce, wait_ready  # benchmarks/pipel
 from monitor.embedded_broker import EmbeddedBroker, free_port
 from monitor.feed import FEED_LINGER_MS
 from monitor.settings import Settings
+from tests.kafka import KafkaCluster
 
 
 def rss_mib(pid: int) -> float:
@@ -47,7 +51,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_worker(url: str, work: Path, port: int) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def broker_of(kind: str, work: Path) -> Iterator[tuple[str, int]]:
+    """(bootstrap address, broker PID) of a fresh single-node Apache Kafka or embedded broker."""
+    if kind == "kafka":
+        with KafkaCluster(work / "kafka") as cluster:
+            assert cluster.nodes[0].process is not None
+            yield cluster.url, cluster.nodes[0].process.pid
+        return
+    with EmbeddedBroker(log_file=work / "broker.log") as broker:
+        assert broker.process is not None
+        yield broker.url, broker.process.pid
+
+
+def start_worker(url: str, work: Path, port: int, kafka: bool) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         FINMON_KAFKA__BOOTSTRAP_SERVERS=url,
@@ -59,6 +76,7 @@ def start_worker(url: str, work: Path, port: int) -> subprocess.Popen[bytes]:
         FINMON_TOPICS__NEWS="soak.news",
         FINMON_TOPICS__SCORED="soak.scored",
         FINMON_MODEL__DEVICE="cpu",
+        FINMON_STREAM__IDEMPOTENT_PRODUCER=str(kafka).lower(),  # the embedded broker grants no producer ids
     )
     log = (work / "worker.log").open("ab")
     return subprocess.Popen(
@@ -150,31 +168,30 @@ def main() -> int:
     )
     parser.add_argument("--every", type=float, default=60.0, help="seconds per row")
     parser.add_argument("--calibrate", type=int, default=2000, help="documents for the capacity run")
+    parser.add_argument("--broker", choices=["kafka", "embedded"], default="kafka", help="single-node Apache Kafka")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="finmon-soak-"))
     port = free_port()
-    with EmbeddedBroker(log_file=work / "broker.log") as broker:
-        worker = start_worker(broker.url, work, port)
+    with broker_of(args.broker, work) as (url, broker_pid):
+        worker = start_worker(url, work, port, args.broker == "kafka")
         try:
             wait_ready(port, worker)
             calibration = documents(args.calibrate)
-            asyncio.run(produce(broker.url, "soak.news", calibration, None))
+            asyncio.run(produce(url, "soak.news", calibration, None))
             began = time.monotonic()
-            records, last = asyncio.run(collect(broker.url, "soak.scored", len(calibration), timeout=600))
+            records, last = asyncio.run(collect(url, "soak.scored", len(calibration), timeout=600))
             capacity = len(records) / (last - began)
             rate = args.rate or capacity * args.load
             print(f"capacity {capacity:.1f} docs/s; soaking at {rate:.1f} docs/s", file=sys.stderr, flush=True)
             rss0 = rss_mib(worker.pid)
-            assert broker.process is not None
-            rows = asyncio.run(
-                soak(broker.url, rate, args.minutes * 60, args.every, worker.pid, broker.process.pid, args.feed_linger)
-            )
+            rows = asyncio.run(soak(url, rate, args.minutes * 60, args.every, worker.pid, broker_pid, args.feed_linger))
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
     settings = Settings()  # what the worker read from the same environment
     windows, stream = settings.windows, settings.stream
     kept = windows.hopping_seconds + windows.grace_seconds
+    print(f"broker: {args.broker}")
     print(
         f"windows {windows.tumbling_seconds} s and {windows.hopping_seconds} s (window state kept {kept} s); "
         f"worker linger {stream.producer_linger * 1000:.0f} ms, feeder linger {args.feed_linger} ms"

@@ -104,12 +104,10 @@ def worker_env(settings: Settings, url: str, embedded: bool, inbox_url: str) -> 
     env.setdefault("FINMON_WINDOWS__GRACE_SECONDS", "5")
     for name, value in demo_windows(settings).items():  # compressed time: the surge alerts within minutes
         env[f"FINMON_WINDOWS__{name.upper()}"] = str(value)
-    if embedded:  # a short session timeout: the embedded broker makes a join wait half of it
-        env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")
+    if embedded:  # what the embedded broker needs, and only the demo runs on it
+        env.setdefault("FINMON_STREAM__SESSION_TIMEOUT", "6")  # it makes a join wait half the session timeout
         env.setdefault("FINMON_STREAM__HEARTBEAT_INTERVAL", "2")
-        # and no FINMON_STREAM__PRODUCER_BATCH_ONE: one-record batches make table recovery exact when a
-        # worker restarts on the embedded broker, which the demo never does (one worker, fresh broker),
-        # and each batch a partition holds makes that broker's reads at its end dearer: a demo slows down
+        env.setdefault("FINMON_STREAM__IDEMPOTENT_PRODUCER", "false")  # it grants no producer ids
     return env
 
 

@@ -184,8 +184,7 @@ async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop:
     """Send documents at ``options.rate`` per second until the count, the file or ``stop`` ends it."""
     from streams.topics import client_options
 
-    # a feed needs no millisecond latency: lingering sends a few documents per batch, which keeps
-    # requests few on any broker, and the embedded one's reads cheap (they cost more per batch held)
+    # a feed needs no millisecond latency: lingering sends a few documents per batch, so requests stay few
     producer = AIOKafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS)  # type: ignore[arg-type]
     await producer.start()
     sent = 0

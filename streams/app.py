@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import TP
 
 from alerts.settings import AlertSettings
@@ -33,7 +34,6 @@ from streams.settings import KafkaSettings, StreamSettings, TopicSettings, Windo
 from streams.windows import SEP, TrendWindows, WindowSpec, scope_keys
 
 log = logging.getLogger(__name__)
-EXPIRY_EVERY = 30.0
 
 
 def broker_url(kafka: KafkaSettings) -> str:
@@ -71,10 +71,35 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class IdempotentProducer(kafka_driver.Producer):
+    """faust asks aiokafka for idempotence only inside transactions; finmon wants it on every send."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class IdempotentTransport(kafka_driver.Transport):
+    Producer = IdempotentProducer
+
+
+class WorkerApp(faust.App):
+    """A faust App whose producer is idempotent unless ``idempotent=False``."""
+
+    def __init__(self, *args: Any, idempotent: bool = True, **options: Any) -> None:
+        self.idempotent = idempotent
+        super().__init__(*args, **options)
+
+    def _new_transport(self) -> Any:
+        if not self.idempotent:
+            return super()._new_transport()
+        return IdempotentTransport(self.conf.broker_consumer, self)
+
+
 def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings, app_id: str) -> faust.App:
     """A faust App connected by the settings, with /metrics-friendly web settings and no autodiscovery."""
-    return faust.App(
+    return WorkerApp(
         app_id,
+        idempotent=stream.idempotent_producer,
         broker=broker_url(kafka),
         broker_credentials=credentials(kafka),
         store="memory://",
@@ -82,7 +107,6 @@ def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings
         topic_replication_factor=topics.replication,
         broker_session_timeout=stream.session_timeout,
         broker_heartbeat_interval=stream.heartbeat_interval,
-        producer_max_batch_size=1 if stream.producer_batch_one else 16384,
         producer_linger=stream.producer_linger,
         web_bind=stream.web_host,
         web_port=stream.web_port,
@@ -116,7 +140,8 @@ def create_worker(
     scored = app.topic(topics.scored, **raw)
     dlq = app.topic(topics.dlq, **raw)
     trends = app.topic(topics.trends, **raw)
-    trend_events = app.topic(f"{stream.app_id}-trend-events", internal=True, **raw)
+    trend_events_name = f"{stream.app_id}-trend-events"
+    trend_events = app.topic(trend_events_name, internal=True, **raw)
     table: dict[str, Any] = {"partitions": topics.partitions, "key_type": str}
     buckets = app.Table("trend-buckets", default=None, **table)
     seen = app.Table("trend-seen", default=None, **table)
@@ -198,6 +223,9 @@ def create_worker(
     async def window(events_stream: faust.StreamT) -> None:
         async for event in events_stream.events():
             item = json.loads(event.value)
+            if item.get("expire"):  # a tick: deletions may only be written while an event of their partition is current
+                drain(event.message.partition)
+                continue
             moment = faust.utils.iso8601.parse(item["published_at"]).timestamp()
             outcome = state.add(
                 item["scope"],
@@ -212,11 +240,20 @@ def create_worker(
                 (event.message.partition, event.message.offset),
             )
             metrics.window_events.labels(scope=item["scope"], outcome=outcome.reason).inc()
-            here = event.message.partition
-            queue = pending[here]
-            for _ in range(min(200, len(queue))):
-                mapping, key = queue.popleft()
-                mapping.pop(key, None)
+            drain(event.message.partition)
+
+    def drain(partition: int) -> None:
+        queue = pending[partition]
+        for _ in range(min(200, len(queue))):
+            mapping, key = queue.popleft()
+            mapping.pop(key, None)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget(_: Any, revoked: set[TP], **kwargs: Any) -> None:
+        # the new owner of a partition lists its expired state itself; a queue left here would never drain
+        for tp in revoked:
+            if tp.topic == trend_events_name:
+                pending.pop(tp.partition, None)
 
     last_expiry = [0.0]
     tumbling = window_specs(windows)[0].name
@@ -232,11 +269,17 @@ def create_worker(
             metrics.trend_records.labels(final=str(r["final"]).lower()).inc()
             if r["final"] and r["window"] == tumbling:
                 metrics.closed_window(r, watch)
-        if now - last_expiry[0] >= EXPIRY_EVERY and not any(pending.values()):
+        for partition in [p for p, queue in pending.items() if queue]:  # idle partitions drain on a tick
+            await trend_events.send(key=b"", value=dumps({"expire": True}), partition=partition)
+        metrics.window_state_keys.set(len(buckets) + len(seen))
+        if now - last_expiry[0] >= windows.expiry_interval and not any(pending.values()):
             last_expiry[0] = now
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == trend_events_name}
             for mapping, key in state.expired(now):
                 scope, name, _ = key.split(SEP, 2)
-                pending[partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)].append((mapping, key))
+                partition = partition_of(f"{scope}{SEP}{name}".encode(), topics.partitions)
+                if partition in owned:  # another worker's partition is that worker's to expire
+                    pending[partition].append((mapping, key))
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

@@ -2,8 +2,8 @@
 
 Right after a rebalance, faust (0.15) can hand an agent a batch, then drop the events fetched
 next while it seeks the partitions to their committed offsets, and carry on after them: the
-dropped range is never processed, and on real Kafka as on the embedded broker the commit can
-later move past it. News is never compacted and finmon's producers are not transactional, so
+dropped range is never processed, and the commit can later move past it. News is never
+compacted and finmon's producers are not transactional, so
 within one generation the offsets of a partition arrive consecutively; a jump means skipped
 events. The score agent seeks back to the first skipped offset once per jump (a legitimate
 gap, such as transaction markers written by some other producer, shows the same jump again

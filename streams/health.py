@@ -46,7 +46,10 @@ class StreamHealth(faust.Sensor):
                 continue
             if end is None:
                 continue
-            lag = max(0, int(end) - self.read.get(tp, int(end)))
+            # the group's committed offset, as any Kafka tool reckons lag; before the first commit, what was read
+            committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            position = committed if committed is not None else self.read.get(tp, int(end))
+            lag = max(0, int(end) - int(position))
             self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
 
 

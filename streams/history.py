@@ -7,7 +7,6 @@ the worker decodes, or a ``DeadLetter`` for a row that cannot even become one.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import glob
 import io
@@ -19,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from models.errors import DataError
 from streams.decode import Rejected, parse_time
@@ -116,23 +115,22 @@ def parse_bound(value: str | None) -> int | datetime | None:
         raise DataError(f"{value!r} is neither an offset nor an RFC 3339 time with a zone") from exc
 
 
-async def plan_topic(
+def plan_topic(
     kafka: KafkaSettings, topic: str, begin: int | datetime | None, end: int | datetime | None, shard_size: int
 ) -> list[Shard]:
     """Fix the offset range of every partition now, so that a rerun reads the same messages."""
-    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)  # type: ignore[arg-type]
-    await consumer.start()
+    consumer = KafkaConsumer(**client_options(kafka), enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) if topic in await consumer.topics() else None
+        partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise DataError(f"topic {topic!r} does not exist on {kafka.bootstrap_servers}")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        low = await consumer.beginning_offsets(tps)
-        high = {tp: await _true_end(consumer, tp, low[tp], end) for tp in tps}
-        starts = await _resolve(consumer, tps, begin, low, high)
-        ends = await _resolve(consumer, tps, end, high, high)
+        low = consumer.beginning_offsets(tps)
+        high = consumer.end_offsets(tps)
+        starts = _resolve(consumer, tps, begin, low, high)
+        ends = _resolve(consumer, tps, end, high, high)
     finally:
-        await consumer.stop()
+        consumer.close()
     shards = []
     for tp in tps:
         first, last = max(starts[tp], low[tp]), min(ends[tp], high[tp])
@@ -143,22 +141,8 @@ async def plan_topic(
     return shards
 
 
-async def _true_end(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, end: int | datetime | None) -> int:
-    """The offset after the last record. Some Kafka-protocol brokers (Tansu) report the start of
-    the last batch as the end, so read on from the reported end until nothing more comes."""
-    reported = (await consumer.end_offsets([tp]))[tp]
-    if isinstance(end, int) and end <= reported:
-        return reported
-    consumer.assign([tp])
-    consumer.seek(tp, max(low, reported - 1))
-    last = reported - 1
-    while batch := (await consumer.getmany(tp, timeout_ms=500, max_records=10_000)).get(tp):
-        last = max(last, batch[-1].offset)
-    return max(reported, last + 1)
-
-
-async def _resolve(
-    consumer: AIOKafkaConsumer,
+def _resolve(
+    consumer: KafkaConsumer,
     tps: list[TopicPartition],
     bound: int | datetime | None,
     default: dict[TopicPartition, int],
@@ -168,7 +152,7 @@ async def _resolve(
         return dict(default)
     if isinstance(bound, int):
         return dict.fromkeys(tps, bound)
-    found = await consumer.offsets_for_times({tp: int(bound.timestamp() * 1000) for tp in tps})
+    found = consumer.offsets_for_times({tp: int(bound.timestamp() * 1000) for tp in tps})
     return {tp: found[tp].offset if found.get(tp) is not None else high[tp] for tp in tps}
 
 
@@ -221,36 +205,26 @@ def _csv_document(row: dict[str, str]) -> bytes:
 
 
 def _read_kafka(shard: Shard, kafka: KafkaSettings, fetch_bytes: int) -> Iterator[Item]:
-    loop = asyncio.new_event_loop()
     tp = TopicPartition(shard.source, shard.partition)
-
-    async def start() -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            **client_options(kafka),  # type: ignore[arg-type]
-            enable_auto_commit=False,
-            fetch_max_bytes=fetch_bytes,
-            max_partition_fetch_bytes=fetch_bytes,
-        )
-        await consumer.start()
+    consumer = KafkaConsumer(
+        **client_options(kafka),
+        enable_auto_commit=False,
+        fetch_max_bytes=fetch_bytes,
+        max_partition_fetch_bytes=fetch_bytes,
+    )
+    try:
         consumer.assign([tp])
         consumer.seek(tp, shard.start)
-        return consumer
-
-    consumer = loop.run_until_complete(start())
-    try:
-        position = shard.start
-        while position < shard.end:
-            batches = loop.run_until_complete(consumer.getmany(tp, timeout_ms=1000, max_records=5000))
+        while consumer.position(tp) < shard.end:  # the position passes control records and compacted gaps too
+            batches = consumer.poll(timeout_ms=1000, max_records=5000)
             for record in batches.get(tp, []):
                 if record.offset >= shard.end:
                     return
-                position = record.offset + 1
                 yield Message(record.value, record.key, record.topic, record.partition, record.offset, _seconds(record))
-            if not batches and loop.run_until_complete(consumer.end_offsets([tp]))[tp] <= position:
+            if not batches and consumer.end_offsets([tp])[tp] <= consumer.position(tp):
                 return  # the range was truncated by retention since it was planned
     finally:
-        loop.run_until_complete(consumer.stop())
-        loop.close()
+        consumer.close()
 
 
 def _seconds(record: Any) -> float | None:

@@ -38,6 +38,11 @@ class WorkerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.window_state_keys = Gauge(
+            "finmon_window_state_keys",
+            "Keys of window state (buckets and seen markers) this worker holds; expiry keeps it bounded.",
+            registry=registry,
+        )
         self.window_events = Counter(
             "finmon_window_events_total",
             "Scored documents offered to the windows, by outcome (counted, duplicate, late beyond grace, future).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,15 +30,30 @@ class Message:
     timestamp: float | None = None
 
 
+# A scored record's Kafka timestamp is its published_at, within these bounds of the clock: brokers
+# refuse timestamps far ahead (Apache Kafka 4 by default beyond an hour), and time-based retention
+# would delete a record stamped older than itself at once. Outside them it is the scoring time.
+TIMESTAMP_AHEAD = 300.0
+TIMESTAMP_BEHIND = 7 * 86400.0
+
+
+def message_time(doc: NewsDocument, now: float) -> float:
+    published = doc.published_at.timestamp()
+    return published if now - TIMESTAMP_BEHIND <= published <= now + TIMESTAMP_AHEAD else now
+
+
 @dataclass
 class BatchResult:
     scored: list[tuple[NewsDocument, dict[str, Any]]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
 
-    def outputs(self) -> tuple[list[tuple[bytes, bytes, float]], list[tuple[bytes | None, bytes]]]:
+    def outputs(
+        self, now: float | None = None
+    ) -> tuple[list[tuple[bytes, bytes, float]], list[tuple[bytes | None, bytes]]]:
         """(key, value, timestamp) for the scored topic, (key, value) for the DLQ."""
-        scored = [(doc.id.encode(), dumps(record), doc.published_at.timestamp()) for doc, record in self.scored]
+        now = time.time() if now is None else now
+        scored = [(doc.id.encode(), dumps(record), message_time(doc, now)) for doc, record in self.scored]
         dead = [(letter.key, dumps(letter.as_dict())) for letter in self.dead]
         return scored, dead
 

@@ -54,8 +54,10 @@ class StreamSettings(BaseModel):
         10.0, gt=0, description="Consumer group session timeout (seconds); long inference never blocks heartbeats."
     )
     heartbeat_interval: float = Field(3.0, gt=0)
-    producer_batch_one: bool = Field(
-        False, description="Send each message in its own batch (needed for exact changelog recovery on Tansu only)."
+    idempotent_producer: bool = Field(
+        True,
+        description="Kafka's idempotent producer (acks=all): a retried send is never written twice. "
+        "Needs a broker that grants producer ids (Apache Kafka 0.11+ does).",
     )
     producer_linger: float = Field(
         0.02,
@@ -79,6 +81,7 @@ class WindowSettings(BaseModel):
     grace_seconds: int = Field(30, ge=0, description="How late an event may arrive and still be counted.")
     max_future_seconds: int = Field(300, ge=0, description="Events further ahead of the clock are not counted.")
     emit_interval: float = Field(2.0, gt=0, description="Seconds between trend updates and window-closing checks.")
+    expiry_interval: float = Field(30.0, gt=0, description="Seconds between looks for window state to delete.")
     watch_tickers: tuple[str, ...] = Field(
         (), description='Tickers that get their own Prometheus gauges, as JSON (["AAPL", "TSLA"]); keep it short.'
     )

@@ -64,8 +64,9 @@ def bucket_key(scope: str, key: str, start: int) -> str:
     return f"{scope}{SEP}{key}{SEP}{start}"
 
 
-def seen_key(scope: str, key: str, doc_id: str) -> str:
-    return f"{scope}{SEP}{key}{SEP}{doc_id}"
+def seen_key(scope: str, key: str, name: str, kind: str = "id") -> str:
+    """A seen marker's key: document ids and story keys in namespaces of their own, so no id can pose as a story."""
+    return f"{scope}{SEP}{key}{SEP}{kind}{SEP}{name}"
 
 
 def _mark(start: int, source: tuple[int, int] | None) -> Any:
@@ -153,7 +154,7 @@ class TrendWindows:
         story = story_key(title)
         novel = True
         if story:
-            story_marker = seen_key(scope, key, f"story:{story}")
+            story_marker = seen_key(scope, key, story, kind="story")
             novel = story_marker not in self.seen or _same_event(self.seen[story_marker], source)
             if story_marker not in self.seen or novel:
                 self.seen[story_marker] = _mark(start, source)

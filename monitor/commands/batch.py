@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ def _shards(args: argparse.Namespace, settings: Settings, shard_size: int) -> li
         if not settings.kafka.bootstrap_servers:
             raise UsageError("--topic needs a broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
         begin, end = parse_bound(args.begin), parse_bound(args.end)
-        return asyncio.run(plan_topic(settings.kafka, args.topic, begin, end, shard_size))
+        return plan_topic(settings.kafka, args.topic, begin, end, shard_size)
     if args.begin or args.end:
         raise UsageError("--from and --to select a range of a --topic, not of files")
     return plan_files(expand_inputs(args.input), shard_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 from pathlib import Path
@@ -27,7 +26,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     topic = settings.topics.feedback
     records: list[Any] = []
     skipped = 0
-    for shard in asyncio.run(plan_topic(settings.kafka, topic, None, None, 1 << 62)):
+    for shard in plan_topic(settings.kafka, topic, None, None, 1 << 62):
         for item in read_shard(shard, settings.kafka):
             try:
                 records.append(json.loads(item.value or b"") if isinstance(item, Message) else None)

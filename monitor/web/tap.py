@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from monitor.web.board import Board
 from streams.settings import KafkaSettings, TopicSettings
@@ -19,16 +21,26 @@ from streams.topics import client_options
 log = logging.getLogger(__name__)
 TREND_BACKLOG = 5000
 ALERT_BACKLOG = 500
+LOOK_EVERY = 2.0  # seconds between looks for wanted topics that did not exist yet
 
 
 async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: asyncio.Event) -> None:
-    """Read until ``stop`` is set; reconnects after broker errors instead of giving up."""
+    """Read until ``stop`` is set; reconnects after broker errors instead of giving up, and picks up
+    wanted topics that appear after it started (an operator's, or those of a worker that starts later)."""
     while not stop.is_set():
         consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)  # type: ignore[arg-type]
+        admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
         try:
             await consumer.start()
-            await _assign(consumer, topics)
+            await admin.start()
+            assigned: set[TopicPartition] = set()
+            looked = -LOOK_EVERY
             while not stop.is_set():
+                if {tp.topic for tp in assigned} != set(_backlogs(topics)) and time.monotonic() - looked > LOOK_EVERY:
+                    assigned, looked = await _assign(consumer, admin, topics, assigned), time.monotonic()
+                if not assigned:  # a consumer with nothing assigned would wait for ever
+                    await asyncio.sleep(LOOK_EVERY)
+                    continue
                 batches = await consumer.getmany(timeout_ms=300, max_records=5000)
                 for tp, records in batches.items():
                     for record in records:
@@ -39,22 +51,41 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
             log.warning("dashboard feed interrupted: %s; retrying", exc)
             await asyncio.sleep(2)
         finally:
+            await admin.close()
             await consumer.stop()
 
 
-async def _assign(consumer: AIOKafkaConsumer, topics: TopicSettings) -> None:
-    existing = await consumer.topics()
-    wanted = {topics.scored: None, topics.trends: TREND_BACKLOG, topics.alerts: ALERT_BACKLOG, topics.feedback: -1}
-    tps = [
-        TopicPartition(name, p)
-        for name in wanted
-        if name in existing
-        for p in sorted(consumer.partitions_for_topic(name) or ())
+def _backlogs(topics: TopicSettings) -> dict[str, int | None]:
+    """Where each topic is read from: None the end, -1 the start, n that many records before the end."""
+    return {topics.scored: None, topics.trends: TREND_BACKLOG, topics.alerts: ALERT_BACKLOG, topics.feedback: -1}
+
+
+async def _assign(
+    consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient, topics: TopicSettings, assigned: set[TopicPartition]
+) -> set[TopicPartition]:
+    """Add the partitions of wanted topics that exist now; those already read keep their positions.
+
+    Partitions come from the cluster's metadata (the admin client): a consumer that tracks no topic
+    knows none. Only listed topics are described, so that looking never creates one."""
+    wanted = _backlogs(topics)
+    existing = set(await admin.list_topics()) & set(wanted)
+    described = await admin.describe_topics(sorted(existing)) if existing else []
+    new = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        if topic["error_code"] == 0
+        for partition in topic["partitions"]
+        if TopicPartition(topic["topic"], partition["partition"]) not in assigned
     ]
-    consumer.assign(tps)
-    low = await consumer.beginning_offsets(tps)
-    high = await consumer.end_offsets(tps)
-    for tp in tps:
+    if not new:
+        return assigned
+    positions = {tp: await consumer.position(tp) for tp in assigned}
+    consumer.assign([*assigned, *new])
+    for tp, position in positions.items():
+        consumer.seek(tp, position)
+    low = await consumer.beginning_offsets(new)
+    high = await consumer.end_offsets(new)
+    for tp in new:
         backlog = wanted[tp.topic]
         if backlog is None:
             consumer.seek(tp, high[tp])
@@ -62,6 +93,7 @@ async def _assign(consumer: AIOKafkaConsumer, topics: TopicSettings) -> None:
             consumer.seek(tp, low[tp])
         else:
             consumer.seek(tp, max(low[tp], high[tp] - backlog))
+    return assigned | set(new)
 
 
 def _route(board: Board, topics: TopicSettings, topic: str, value: bytes | None) -> None:

@@ -1,8 +1,7 @@
-"""Real services for integration tests: a Tansu broker per session, finmon workers as processes."""
+"""Real services for integration tests: an Apache Kafka broker per session, finmon workers as processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from monitor.embedded_broker import EmbeddedBroker, free_port
+from tests.kafka import KafkaCluster, free_port
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Tansu broker on a free loopback port for the whole session, stopped by its PID."""
-    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+    """One Apache Kafka node on free loopback ports for the whole session, stopped by its PID."""
+    with KafkaCluster(tmp_path_factory.mktemp("kafka")) as running:
         yield running.url
 
 
@@ -61,7 +60,6 @@ class Pipeline:
                 "FINMON_STREAM__APP_ID": self.name,
                 "FINMON_STREAM__SESSION_TIMEOUT": "6",
                 "FINMON_STREAM__HEARTBEAT_INTERVAL": "2",
-                "FINMON_STREAM__PRODUCER_BATCH_ONE": "true",
                 "FINMON_STREAM__WEB_PORT": str(self.web_port),
                 "FINMON_STREAM__DATA_DIR": str(self.folder / "state"),
                 "FINMON_WINDOWS__EMIT_INTERVAL": "1",
@@ -98,38 +96,37 @@ class Pipeline:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
             return str(response.read().decode())
 
-    def produce(self, messages: list[tuple[bytes | None, bytes]]) -> None:
-        async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.url, max_request_size=4_000_000)
-            await producer.start()
-            try:
-                for key, value in messages:
-                    await producer.send(self.topics["news"], value, key=key)
-                await producer.flush()
-            finally:
-                await producer.stop()
-
-        asyncio.run(send())
+    def produce(self, messages: list[tuple[bytes | None, bytes]], topic: str = "news") -> None:
+        """Write to ``topic`` (a key of ``topics`` or a full name) with kafka-python, every write acknowledged."""
+        producer = KafkaProducer(bootstrap_servers=self.url, acks="all", max_request_size=4_000_000, linger_ms=5)
+        try:
+            futures = [producer.send(self.topics.get(topic, topic), value, key=key) for key, value in messages]
+            producer.flush()
+            for future in futures:
+                future.get(timeout=60)
+        finally:
+            producer.close()
 
     def consume(self, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
         """Read ``topic`` (a key of ``topics`` or a full name) from the start until ``until(records)`` holds."""
-
-        async def read() -> list[Any]:
-            consumer = AIOKafkaConsumer(
-                self.topics.get(topic, topic), bootstrap_servers=self.url, group_id=None, auto_offset_reset="earliest"
-            )
-            await consumer.start()
-            records: list[Any] = []
-            deadline = time.monotonic() + timeout
-            try:
-                while time.monotonic() < deadline and not until(records):
-                    for batch in (await consumer.getmany(timeout_ms=500)).values():
-                        records.extend(json.loads(m.value) for m in batch)
-            finally:
-                await consumer.stop()
-            return records
-
-        return asyncio.run(read())
+        name = self.topics.get(topic, topic)
+        consumer = KafkaConsumer(bootstrap_servers=self.url, group_id=None, enable_auto_commit=False)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            partitions: set[int] = set()
+            while not partitions and time.monotonic() < deadline:
+                partitions = consumer.partitions_for_topic(name) or set()
+                if not partitions:
+                    time.sleep(0.3)  # the worker creates its output topics as it starts
+            consumer.assign([TopicPartition(name, p) for p in sorted(partitions)])
+            consumer.seek_to_beginning()
+            while time.monotonic() < deadline and not until(records):
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(json.loads(m.value) for m in batch)
+        finally:
+            consumer.close()
+        return records
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

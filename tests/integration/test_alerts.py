@@ -1,4 +1,4 @@
-"""Alerts end to end on the Tansu broker: a surge fires once and resolves once; delivery survives a kill."""
+"""Alerts end to end on Apache Kafka: a surge fires once and resolves once; delivery survives a kill."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
-from monitor.embedded_broker import free_port
 from tests.integration.conftest import Pipeline, make_alert, stop
+from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 WINDOW = 3

@@ -1,4 +1,4 @@
-"""The built-in dashboard in a real headless Chromium (Debian's), against a worker on the Tansu broker."""
+"""The built-in dashboard in a real headless Chromium (Debian's), against a worker on Apache Kafka."""
 
 from __future__ import annotations
 

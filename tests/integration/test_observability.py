@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.embedded_broker import free_port
 from tests.integration.conftest import ALERTMANAGER_V4_KEYS, Pipeline, stop
 from tests.integration.test_alerts import Receiver
+from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

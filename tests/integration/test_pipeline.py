@@ -1,4 +1,4 @@
-"""The worker against a real Tansu broker: scoring, dead letters, windows, restart. No Kafka mocks."""
+"""The worker against a real Apache Kafka broker: scoring, dead letters, windows, restart. No Kafka mocks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from monitor.embedded_broker import free_port
 from tests.integration.conftest import Pipeline, stop
+from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 

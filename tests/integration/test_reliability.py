@@ -1,4 +1,4 @@
-"""Attacks on the worker's guarantees, on a real Tansu broker with worker processes: nothing is lost."""
+"""Attacks on the worker's guarantees, on a real Apache Kafka broker with worker processes: nothing is lost."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 
-from monitor.embedded_broker import EmbeddedBroker
 from tests.integration.conftest import Pipeline, stop
 from tests.integration.test_pipeline import encode, expected_windows, good_documents, windows_match
+from tests.kafka import KafkaCluster
 from tests.tiny_model import build_slow_model
 
 pytestmark = pytest.mark.integration
@@ -88,6 +89,13 @@ def produce_big(pipeline: Pipeline, messages: list[tuple[bytes | None, bytes]]) 
 
 def test_a_fuzz_corpus_ends_scored_or_dead_lettered_and_the_worker_lives(pipeline: Pipeline) -> None:
     corpus = fuzz_corpus()
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.url)
+    try:  # a news topic that accepts the 10 MB message, so that the worker is the one to refuse it
+        admin.create_topics(
+            [NewTopic(pipeline.topics["news"], 1, 1, topic_configs={"max.message.bytes": str(16 * MiB)})]
+        )
+    finally:
+        admin.close()
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker)
@@ -271,10 +279,10 @@ def test_secrets_stay_out_of_logs_metrics_and_config_and_the_web_port_is_loopbac
 
 
 def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
-    """The broker is frozen (SIGSTOP), not restarted: Tansu keeps its records in memory only, so a
-    restart would erase the topics themselves; a frozen broker is an outage finmon must ride out."""
-    with EmbeddedBroker(log_file=tmp_path / "own-broker.log") as own:
-        assert own.process is not None
+    """The broker is frozen (SIGSTOP) for longer than the session timeout: the worker must ride the outage out."""
+    with KafkaCluster(tmp_path / "own-kafka") as own:
+        node = own.nodes[0]
+        assert node.process is not None
         isolated = dataclasses.replace(pipeline, url=own.url)
         worker = isolated.start_worker()
         try:
@@ -282,16 +290,16 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
             before, during = good_documents(20), good_documents(20, start=20)
             isolated.produce([encode(d) for d in before])
             isolated.consume("scored", lambda r: len(r) >= 20)
-            os.killpg(own.process.pid, signal.SIGSTOP)
-            time.sleep(20)  # longer than the session timeout the worker was given (6 s)
+            os.killpg(node.process.pid, signal.SIGSTOP)
+            time.sleep(20)  # the outage itself: longer than the session timeout the worker was given (6 s)
             assert worker.poll() is None, "the worker did not give up while the broker was away"
-            os.killpg(own.process.pid, signal.SIGCONT)
+            os.killpg(node.process.pid, signal.SIGCONT)
             isolated.produce([encode(d) for d in during])
             wanted = {d["id"] for d in before + during}
             scored = isolated.consume("scored", lambda r: wanted <= {x["id"] for x in r}, timeout=120)
             assert wanted <= {r["id"] for r in scored}
             assert worker.poll() is None
         finally:
-            if own.process is not None and own.process.poll() is None:
-                os.killpg(own.process.pid, signal.SIGCONT)
+            if node.running:
+                os.killpg(node.process.pid, signal.SIGCONT)
             stop(worker)

@@ -1,4 +1,4 @@
-"""finmon rescore and compare on a real Tansu broker and real files, as the command line runs them."""
+"""finmon rescore and compare on a real Apache Kafka broker and real files, as the command line runs them."""
 
 from __future__ import annotations
 

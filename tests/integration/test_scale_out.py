@@ -1,4 +1,4 @@
-"""Two workers in one consumer group on the Tansu broker: shared partitions, then a takeover."""
+"""Two workers in one consumer group on Apache Kafka: shared partitions, then a takeover."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from monitor.embedded_broker import free_port
 from tests.integration.conftest import Pipeline, stop
 from tests.integration.test_pipeline import good_documents
+from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> N
 def test_two_workers_share_partitions_and_one_takes_over_when_the_other_dies(pipeline: Pipeline) -> None:
     pipeline.extra_env["FINMON_TOPICS__PARTITIONS"] = "4"
     pipeline.extra_env["FINMON_ALERTS__ENABLED"] = "false"
-    pipeline.extra_env["FINMON_STREAM__PRODUCER_BATCH_ONE"] = "false"  # this test counts scored documents, not windows
     other_folder = pipeline.folder / "second"
     other_folder.mkdir()
     second = dataclasses.replace(pipeline, folder=other_folder, web_port=free_port())

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, RetryPolicy, Target, deliver, verify
-from monitor.embedded_broker import free_port
 from tests.integration.conftest import ALERTMANAGER_V4_KEYS, make_alert
+from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 

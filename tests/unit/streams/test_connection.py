@@ -42,11 +42,15 @@ def test_scopes_and_partitions() -> None:
     assert {partition_of(f"k{i}".encode(), 4) for i in range(50)} == {0, 1, 2, 3}
 
 
-def test_worker_producer_lingers_as_configured() -> None:
-    """The Kafka producer the worker builds gets the linger and batch size of the settings."""
-    kafka, topics = KafkaSettings(bootstrap_servers="127.0.0.1:1"), TopicSettings()
-    default = base_app(kafka, topics, StreamSettings(), "linger-default").producer._settings_default()
+def producer_options(stream: StreamSettings, name: str) -> dict[str, object]:
+    """The options the worker's app hands aiokafka's producer (faust's own merge of its three parts)."""
+    producer = base_app(KafkaSettings(bootstrap_servers="127.0.0.1:1"), TopicSettings(), stream, name).producer
+    return {**producer._settings_default(), **producer._settings_auth(), **producer._settings_extra()}
+
+
+def test_worker_producer_lingers_as_configured_and_is_idempotent_by_default() -> None:
+    default = producer_options(StreamSettings(), "producer-default")
     assert (default["linger_ms"], default["max_batch_size"]) == (20, 16384)
-    tuned = StreamSettings(producer_linger=0.25, producer_batch_one=True)
-    options = base_app(kafka, topics, tuned, "linger-tuned").producer._settings_default()
-    assert (options["linger_ms"], options["max_batch_size"]) == (250, 1)
+    assert default["enable_idempotence"] is True and default["acks"] == "all"
+    tuned = producer_options(StreamSettings(producer_linger=0.25, idempotent_producer=False), "producer-tuned")
+    assert tuned["linger_ms"] == 250 and "enable_idempotence" not in tuned

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.windows import TrendWindows, WindowSpec
+from streams.windows import TrendWindows, WindowSpec, story_key
 
 MINUTE = WindowSpec("1m", 60, 60)
 HOP = WindowSpec("15m", 900, 60)
@@ -38,6 +38,14 @@ def test_the_same_document_counts_once() -> None:
     assert w.add("ticker", "AAPL", "a", T0, "negative", -1, T0 + 1).reason == "duplicate"
     assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1).reason == "counted"
     assert w.result("ticker", "AAPL", MINUTE, int(T0), False)["total"] == 1
+
+
+def test_a_document_whose_id_looks_like_a_story_marker_is_still_counted() -> None:
+    w = make()
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Fed holds rates").counted
+    posing = f"story:{story_key('Fed holds rates')}"
+    assert w.add("topic", "Macro", posing, T0, "positive", 1, T0 + 1, title="Another story").reason == "counted"
+    assert w.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 2
 
 
 def test_grace_and_late_and_future_events() -> None:
