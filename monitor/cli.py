@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from models.errors import ModelError
 from monitor.settings import ConfigError, Settings, load_settings
+from streams.errors import StreamError
 
 log = logging.getLogger("finmon")
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -82,6 +83,8 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy if noisy != "root" else None).setLevel(
             logging.WARNING if not verbose else logging.DEBUG
         )
+    # kafka-python logs a failed bootstrap itself; finmon reports it in one line of its own
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     logging.getLogger("finmon").setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("models").setLevel(logging.DEBUG if verbose else logging.INFO)
 
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, load_settings())
-    except (ConfigError, UsageError, ModelError) as exc:
+    except (ConfigError, UsageError, ModelError, StreamError) as exc:
         print(f"finmon: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

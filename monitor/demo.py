@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ async def demo_loop(
     inbox_port: int,
 ) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
-    await ensure_topics(kafka, settings.topics)
+    await asyncio.to_thread(ensure_topics, kafka, settings.topics)
     await inbox.start("127.0.0.1", inbox_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -167,14 +168,16 @@ async def demo_loop(
         loop.add_signal_handler(sig, stop.set)
     view = View()
     options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0)
+    feed_stop = threading.Event()
     tasks = [
-        asyncio.create_task(run_feed(kafka, settings.topics.news, options, stop)),
+        asyncio.create_task(asyncio.to_thread(run_feed, kafka, settings.topics.news, options, feed_stop)),
         asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),
         asyncio.create_task(show(view, inbox, settings, metrics_url, urls, stop)),
     ]
     if duration is not None:
         loop.call_later(duration, stop.set)
     await stop.wait()
+    feed_stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await inbox.stop()
 

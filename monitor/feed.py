@@ -5,9 +5,9 @@ The synthetic generator is plain code (seeded, clock injected); the loop sends a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from kafka import KafkaProducer
 
 from streams.settings import KafkaSettings
 
@@ -180,13 +180,12 @@ def replay(path: Path) -> Iterator[dict[str, Any]]:
         yield doc
 
 
-async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: asyncio.Event | None = None) -> int:
+def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threading.Event | None = None) -> int:
     """Send documents at ``options.rate`` per second until the count, the file or ``stop`` ends it."""
     from streams.topics import client_options
 
     # a feed needs no millisecond latency: lingering sends a few documents per batch, so requests stay few
-    producer = AIOKafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS)  # type: ignore[arg-type]
-    await producer.start()
+    producer = KafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS, acks="all")
     sent = 0
     source: Iterator[dict[str, Any]] = replay(options.replay) if options.replay else _endless(SyntheticNews(options))
     began = time.monotonic()
@@ -194,14 +193,14 @@ async def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop:
         for document in source:
             if (options.count is not None and sent >= options.count) or (stop is not None and stop.is_set()):
                 break
-            await producer.send(topic, json.dumps(document).encode(), key=str(document["id"]).encode())
+            producer.send(topic, json.dumps(document).encode(), key=str(document["id"]).encode())
             sent += 1
             delay = began + sent / options.rate - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
-        await producer.flush()
+                (stop or threading.Event()).wait(delay)  # wakes at once when the feed is stopped
+        producer.flush()
     finally:
-        await producer.stop()
+        producer.close()
     return sent
 
 

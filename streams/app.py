@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from streams.metrics import WorkerMetrics
 from streams.records import dumps
 from streams.scoring import Message, score_batch
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
+from streams.topics import tls_context
 from streams.windows import SEP, TrendWindows, WindowSpec, scope_keys
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,7 @@ def broker_url(kafka: KafkaSettings) -> str:
 
 def credentials(kafka: KafkaSettings) -> Any:
     """SASL/TLS options passed through to the Kafka client; None for plaintext."""
-    context = None
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
-        if kafka.ssl_certfile:
-            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    context = tls_context(kafka)
     if kafka.security_protocol.startswith("SASL"):
         password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
         return faust.SASLCredentials(
@@ -100,6 +96,7 @@ def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings
     return WorkerApp(
         app_id,
         idempotent=stream.idempotent_producer,
+        processing_guarantee=stream.processing_guarantee,
         broker=broker_url(kafka),
         broker_credentials=credentials(kafka),
         store="memory://",

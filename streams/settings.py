@@ -54,6 +54,11 @@ class StreamSettings(BaseModel):
         10.0, gt=0, description="Consumer group session timeout (seconds); long inference never blocks heartbeats."
     )
     heartbeat_interval: float = Field(3.0, gt=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="exactly_once: faust's Kafka transactions (read_committed consumers, a transactional "
+        "producer per partition). See the README before turning it on.",
+    )
     idempotent_producer: bool = Field(
         True,
         description="Kafka's idempotent producer (acks=all): a retried send is never written twice. "

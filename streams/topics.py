@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from kafka import errors
+from kafka.admin import KafkaAdminClient, NewTopic
 
+from streams.errors import StreamError
 from streams.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
 
-def client_options(kafka: KafkaSettings) -> dict[str, object]:
-    """aiokafka connection options from the settings (SASL/TLS passed through)."""
-    from streams.app import credentials
+def tls_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL connections: the brokers verified against the CA file
+    (or the system's CAs), the client certificate presented for mutual TLS when one is set."""
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+    if kafka.ssl_certfile:
+        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    return context
 
+
+def client_options(kafka: KafkaSettings) -> dict[str, object]:
+    """Connection options from the settings (SASL/TLS passed through), in the names aiokafka and kafka-python share."""
     options: dict[str, object] = {
         "bootstrap_servers": kafka.bootstrap_servers or "",
         "security_protocol": kafka.security_protocol,
     }
-    creds = credentials(kafka)
-    if creds is not None and getattr(creds, "ssl_context", None) is not None:
-        options["ssl_context"] = creds.ssl_context
+    context = tls_context(kafka)
+    if context is not None:
+        options["ssl_context"] = context
     if kafka.security_protocol.startswith("SASL"):
         options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
         options["sasl_plain_username"] = kafka.sasl_username
@@ -29,45 +41,40 @@ def client_options(kafka: KafkaSettings) -> dict[str, object]:
     return options
 
 
-async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
-    """Create the pipeline's topics that do not exist yet; return the ones created.
+def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
+    """Create the pipeline's topics that do not exist yet, and wait until the cluster serves them;
+    return the ones created here (another worker may create some at the same moment).
 
     The feedback topic never expires: analysts' corrections are training data.
     """
-    admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
-    await admin.start()
     try:
-        existing = set(await admin.list_topics())
+        admin = KafkaAdminClient(**client_options(kafka))
+    except errors.KafkaError as exc:
+        raise StreamError(f"cannot reach the Kafka cluster at {kafka.bootstrap_servers}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
         wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
         missing = [name for name in [*wanted, topics.feedback] if name not in existing]
-        if missing:
-            kept = {"retention.ms": "-1"}
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        topics.partitions,
-                        topics.replication,
-                        topic_configs=kept if name == topics.feedback else {},
-                    )
-                    for name in missing
-                ]
-            )
-            log.info("created topics %s", ", ".join(missing))
-        return missing
+        if not missing:
+            return []
+        kept = {"retention.ms": "-1"}
+        new = [
+            NewTopic(name, topics.partitions, topics.replication, topic_configs=kept if name == topics.feedback else {})
+            for name in missing
+        ]
+        result = admin.create_topics(new, raise_errors=False, wait_for_metadata=False)
+        created, failed = [], []
+        for outcome in result["topics"]:
+            error = errors.for_code(outcome["error_code"])
+            if error is errors.NoError:
+                created.append(outcome["name"])
+            elif error is not errors.TopicAlreadyExistsError:
+                failed.append(f"{outcome['name']}: {error.__name__} {outcome.get('error_message') or ''}".strip())
+        if failed:
+            raise StreamError("cannot create topics: " + "; ".join(failed))
+        admin.wait_for_topics(missing)
+        if created:
+            log.info("created topics %s", ", ".join(created))
+        return created
     finally:
-        await admin.close()
-
-
-async def create_topic(kafka: KafkaSettings, name: str, partitions: int, replication: int) -> bool:
-    """Create ``name`` when missing; True when it was created."""
-    admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
-    await admin.start()
-    try:
-        if name in set(await admin.list_topics()):
-            return False
-        await admin.create_topics([NewTopic(name, partitions, replication)])
-        log.info("created topic %s", name)
-        return True
-    finally:
-        await admin.close()
+        admin.close()

@@ -109,6 +109,22 @@ def java(lib: Path, *args: str, jvm: list[str] | None = None) -> list[str]:
     return ["java", *(jvm or []), "-cp", f"{lib}/*", *args]
 
 
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-secret"  # the brokers' own principal, a super user
+SCRAM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class Security:
+    """How the clients' listener is secured: TLS with the broker's PEM bundle (key and certificate),
+    optionally SASL/SCRAM-SHA-512 with users made at format time, and ACLs (StandardAuthorizer).
+    Brokers talk among themselves on a SASL listener of their own as ``admin``."""
+
+    protocol: str  # SSL | SASL_SSL
+    keystore: Path
+    users: tuple[tuple[str, str], ...] = ()
+    acls: bool = False
+
+
 @dataclass
 class Node:
     """One combined broker+controller: its ports stay fixed across restarts, so its log dir stays valid."""
@@ -117,6 +133,7 @@ class Node:
     port: int
     controller_port: int
     folder: Path
+    internal_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -140,6 +157,7 @@ class KafkaCluster:
     folder: Path
     size: int = 1
     properties: dict[str, str] = field(default_factory=dict)
+    security: Security | None = None
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -164,13 +182,49 @@ class KafkaCluster:
             "transaction.state.log.min.isr": isr,
             "share.coordinator.state.topic.replication.factor": replicas,
             "share.coordinator.state.topic.min.isr": isr,
+            **self.secured(node),
             **self.properties,
         }
+
+    def secured(self, node: Node) -> dict[str, str]:
+        security = self.security
+        if security is None:
+            return {}
+        login = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        properties = {
+            "listeners": f"CLIENT://{node.address},INTERNAL://127.0.0.1:{node.internal_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"CLIENT://{node.address},INTERNAL://127.0.0.1:{node.internal_port}",
+            "listener.security.protocol.map": (
+                f"CLIENT:{security.protocol},INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.enabled.mechanisms": SCRAM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM,
+            f"listener.name.internal.{SCRAM.lower()}.sasl.jaas.config": (
+                f'{login} required username="{ADMIN_USER}" password="{ADMIN_PASSWORD}";'
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(security.keystore),
+        }
+        if security.protocol.startswith("SASL"):  # the users are checked against the SCRAM credentials in metadata
+            properties[f"listener.name.client.{SCRAM.lower()}.sasl.jaas.config"] = f"{login} required;"
+        if security.acls:  # the controller listener is plaintext on loopback: its anonymous principal is the nodes
+            properties["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            properties["super.users"] = f"User:{ADMIN_USER};User:ANONYMOUS"
+        return properties
 
     def start(self, timeout: float = 90.0) -> KafkaCluster:
         lib = fetch()
         for attempt in range(3):  # a free port handed to java can be taken first: choose again
-            self.nodes = [Node(i, free_port(), free_port(), self.folder / f"node{i}") for i in range(1, self.size + 1)]
+            self.nodes = [
+                Node(i, free_port(), free_port(), self.folder / f"node{i}", free_port())
+                for i in range(1, self.size + 1)
+            ]
+            scram = []
+            if self.security is not None:
+                for name, password in [(ADMIN_USER, ADMIN_PASSWORD), *self.security.users]:
+                    scram += ["--add-scram", f"{SCRAM}=[name={name},password={password}]"]
             cluster_id = subprocess.run(
                 java(lib, "kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
             ).stdout.strip()
@@ -181,7 +235,7 @@ class KafkaCluster:
                 config.write_text("".join(f"{k}={v}\n" for k, v in self.node_properties(node).items()))
                 (node.folder / "log4j2.properties").write_text(LOG4J2)
                 subprocess.run(
-                    java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                    java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *scram),
                     capture_output=True,
                     check=True,
                 )

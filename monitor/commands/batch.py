@@ -19,10 +19,12 @@ STATE_ROOT = Path(".finmon-rescore")
 
 def _shards(args: argparse.Namespace, settings: Settings, shard_size: int) -> list[Any]:
     from streams.history import expand_inputs, parse_bound, plan_files, plan_topic
+    from streams.preflight import check_cluster
 
     if args.topic:
         if not settings.kafka.bootstrap_servers:
             raise UsageError("--topic needs a broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+        check_cluster(settings.kafka)
         begin, end = parse_bound(args.begin), parse_bound(args.end)
         return plan_topic(settings.kafka, args.topic, begin, end, shard_size)
     if args.begin or args.end:

@@ -1,4 +1,4 @@
-"""``finmon config show``: the effective settings, secrets masked."""
+"""``finmon config show``: the effective settings, secrets masked; ``finmon config acls``: the Kafka ACLs they need."""
 
 from __future__ import annotations
 
@@ -12,10 +12,24 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def acls(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.acls import kafka_acls_commands, required_grants
+
+    grants = required_grants(settings.topics, settings.stream, create_topics=not args.no_create)
+    print("# Kafka ACLs for finmon (topics and application id from the current settings).")
+    print("# BOOTSTRAP: the cluster; ADMIN_CONFIG: client properties of a principal allowed to alter ACLs.")
+    print("\n".join(kafka_acls_commands(grants, args.principal)))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("config", help="inspect the effective settings")
     actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
     actions.add_parser("show", help="print the effective settings (secrets masked)").set_defaults(handler=show)
+    acl = actions.add_parser("acls", help="print the kafka-acls.sh commands that grant finmon what it needs")
+    acl.add_argument("--principal", default="User:finmon", help="the principal finmon runs as (User:NAME)")
+    acl.add_argument("--no-create", action="store_true", help="an operator creates the pipeline's topics")
+    acl.set_defaults(handler=acls)
 
 
 REGISTER = [register]

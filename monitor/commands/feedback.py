@@ -15,10 +15,12 @@ from monitor.settings import Settings
 def export(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.web.feedback import training_rows
     from streams.history import plan_topic, read_shard
+    from streams.preflight import check_cluster
     from streams.scoring import Message
 
     if not settings.kafka.bootstrap_servers:
         raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")
+    check_cluster(settings.kafka)
     if args.output.suffix.lower() not in (".jsonl", ".csv"):
         raise UsageError(f"{args.output}: use .jsonl or .csv")
     if not args.output.parent.is_dir():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
@@ -14,8 +13,12 @@ log = logging.getLogger("finmon")
 
 
 def require_broker(settings: Settings) -> None:
+    """A broker is configured and lets finmon in (TLS verified, SASL login accepted), or one line says why not."""
+    from streams.preflight import check_cluster
+
     if not settings.kafka.bootstrap_servers:
         raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
+    check_cluster(settings.kafka)
 
 
 def run_app(app: Any, verbose: bool) -> None:
@@ -32,6 +35,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from models.runtime import Classifier
     from streams.app import create_worker
     from streams.metrics import WorkerMetrics
+    from streams.preflight import check_permissions
     from streams.topics import ensure_topics
 
     require_broker(settings)
@@ -45,7 +49,8 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     info = classifier.describe()
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
-    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    ensure_topics(settings.kafka, settings.topics)
+    check_permissions(settings.kafka, settings.topics, settings.stream)
     metrics = WorkerMetrics(CollectorRegistry())
     app = create_worker(
         settings.kafka,
@@ -74,12 +79,14 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alerting import create_delivery_app
     from streams.app import base_app
     from streams.metrics import WorkerMetrics
+    from streams.preflight import check_permissions
     from streams.topics import ensure_topics
 
     require_broker(settings)
     if not settings.alerts.targets:
         raise UsageError("no webhook targets: set FINMON_ALERTS__TARGETS to a JSON list of {url, format, secret}")
-    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    ensure_topics(settings.kafka, settings.topics)
+    check_permissions(settings.kafka, settings.topics, settings.stream)
     metrics = WorkerMetrics(CollectorRegistry())
     app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
     create_delivery_app(app, settings.topics, settings.alerts, metrics)
@@ -102,7 +109,7 @@ def feed(args: argparse.Namespace, settings: Settings) -> int:
         surge_at=args.surge_at,
         surge_seconds=args.surge_seconds,
     )
-    sent = asyncio.run(run_feed(settings.kafka, settings.topics.news, options))
+    sent = run_feed(settings.kafka, settings.topics.news, options)
     print(f"finmon feed: sent {sent} documents to {settings.topics.news}")
     return 0
 

@@ -11,7 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Pipeline:
     model: Path
     web_port: int
     extra_env: dict[str, str]
+    client: dict[str, Any] = field(default_factory=dict)  # kafka-python options: TLS, SASL
 
     @property
     def topics(self) -> dict[str, str]:
@@ -98,7 +99,9 @@ class Pipeline:
 
     def produce(self, messages: list[tuple[bytes | None, bytes]], topic: str = "news") -> None:
         """Write to ``topic`` (a key of ``topics`` or a full name) with kafka-python, every write acknowledged."""
-        producer = KafkaProducer(bootstrap_servers=self.url, acks="all", max_request_size=4_000_000, linger_ms=5)
+        producer = KafkaProducer(
+            bootstrap_servers=self.url, acks="all", max_request_size=4_000_000, linger_ms=5, **self.client
+        )
         try:
             futures = [producer.send(self.topics.get(topic, topic), value, key=key) for key, value in messages]
             producer.flush()
@@ -110,7 +113,7 @@ class Pipeline:
     def consume(self, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
         """Read ``topic`` (a key of ``topics`` or a full name) from the start until ``until(records)`` holds."""
         name = self.topics.get(topic, topic)
-        consumer = KafkaConsumer(bootstrap_servers=self.url, group_id=None, enable_auto_commit=False)
+        consumer = KafkaConsumer(bootstrap_servers=self.url, group_id=None, enable_auto_commit=False, **self.client)
         records: list[Any] = []
         deadline = time.monotonic() + timeout
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from tests.integration.conftest import Pipeline, make_alert, stop
 from tests.integration.test_alerts import Receiver
@@ -261,3 +262,74 @@ def test_a_survivor_takes_over_and_keeps_expiring_window_state(replicated: Pipel
     finally:
         stop(first_worker)
         stop(second_worker)
+
+
+CLEANER = {
+    "log.roll.ms": "2000",  # small segments: only closed segments are compacted
+    "log.cleaner.backoff.ms": "500",
+    "log.cleaner.min.cleanable.ratio": "0.01",
+    "log.cleaner.min.compaction.lag.ms": "0",
+    "log.cleaner.delete.retention.ms": "1000",  # tombstones themselves go soon after
+}
+
+
+def test_changelogs_are_compacted_and_expired_window_state_is_cleaned_up(tiny_model: Path, tmp_path: Path) -> None:
+    with KafkaCluster(tmp_path / "kafka", properties=CLEANER) as own:
+        pipeline = Pipeline(own.url, f"c{uuid.uuid4().hex[:8]}", tmp_path, tiny_model, free_port(), {})
+        pipeline.extra_env.update(
+            {
+                "FINMON_WINDOWS__TUMBLING_SECONDS": "2",
+                "FINMON_WINDOWS__HOPPING_SECONDS": "4",
+                "FINMON_WINDOWS__HOPPING_STEP_SECONDS": "2",
+                "FINMON_WINDOWS__GRACE_SECONDS": "1",
+                "FINMON_WINDOWS__EXPIRY_INTERVAL": "3",
+                "FINMON_ALERTS__ENABLED": "false",
+            }
+        )
+        changelog = f"{pipeline.name}-trend-buckets-changelog"
+        worker = pipeline.start_worker()
+        try:
+            pipeline.wait_ready(worker)
+            with Stream(pipeline, per_tick=2, tick=0.25) as stream:
+                wait_for(lambda: len(stream.sent) >= 120, "the stream ran")
+            admin = KafkaAdminClient(bootstrap_servers=own.url)
+            try:
+                found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])
+                (configs,) = [by_name[changelog] for by_name in found.values()]  # only what differs from defaults
+            finally:
+                admin.close()
+            assert configs["cleanup.policy"]["value"] == "compact"
+
+            def state_keys() -> float:
+                found = re.search(r"^finmon_window_state_keys (\S+)", pipeline.metrics(), re.M)
+                return float(found.group(1)) if found else -1.0
+
+            wait_for(lambda: state_keys() == 0, "the worker expired its window state", 120)
+            # another document rolls the segment that holds the deletions, so the cleaner may take it
+            time.sleep(2.5)  # the roll interval itself: a segment rolls only once it is that old
+            pipeline.produce([(b"late", json.dumps(good_documents(1, start=9000)[0]).encode())])
+
+            def cleaned() -> tuple[int, int, dict[bytes, bytes | None]]:
+                consumer = KafkaConsumer(bootstrap_servers=own.url, enable_auto_commit=False)
+                try:
+                    tp = TopicPartition(changelog, 0)
+                    consumer.assign([tp])
+                    consumer.seek_to_beginning(tp)
+                    end, held, last = consumer.end_offsets([tp])[tp], 0, {}
+                    while consumer.position(tp) < end:
+                        for record in consumer.poll(timeout_ms=500).get(tp, []):
+                            held, last[record.key] = held + 1, record.value
+                    return end, held, last
+                finally:
+                    consumer.close()
+
+            def compacted() -> bool:
+                end, held, last = cleaned()
+                live = [k for k, v in last.items() if v is not None]
+                return held < end // 2 and len(live) <= 3  # at most the late document's own buckets
+
+            wait_for(compacted, "the cleaner dropped expired window state from the changelog", 120)
+            end, held, _ = cleaned()
+            print(f"changelog: {end} records written, {held} kept after compaction")
+        finally:
+            stop(worker)

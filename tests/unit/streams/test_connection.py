@@ -54,3 +54,10 @@ def test_worker_producer_lingers_as_configured_and_is_idempotent_by_default() ->
     assert default["enable_idempotence"] is True and default["acks"] == "all"
     tuned = producer_options(StreamSettings(producer_linger=0.25, idempotent_producer=False), "producer-tuned")
     assert tuned["linger_ms"] == 250 and "enable_idempotence" not in tuned
+
+
+def test_tls_alone_passes_its_context_to_every_client() -> None:
+    settings = KafkaSettings(bootstrap_servers="k:9093", security_protocol="SSL")
+    assert isinstance(client_options(settings)["ssl_context"], ssl.SSLContext)
+    creds = credentials(settings)
+    assert isinstance(creds, faust.SSLCredentials) and isinstance(creds.context, ssl.SSLContext)
