@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from soak import cpu_seconds, rss_mib  # benchmarks/soak.py, beside this file
+from brokers import cpu_seconds, rss_mib  # benchmarks/brokers.py, beside this file
 
 from monitor.embedded_broker import EmbeddedBroker
 

@@ -32,7 +32,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.soak import broker_of, cpu_seconds
+from brokers import broker_of, cpu_seconds  # benchmarks/brokers.py, beside this file
+
 from models.runtime import Classifier
 from models.settings import DEFAULT_MODEL_DIR
 from monitor.embedded_broker import free_port
@@ -62,7 +63,9 @@ async def produce(url: str, topic: str, docs: list[dict[str, object]], rate: flo
 
 
 async def collect(url: str, topic: str, count: int, timeout: float) -> tuple[list[dict[str, object]], float]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=url, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=url, group_id=None, auto_offset_reset="earliest", isolation_level="read_committed"
+    )
     await consumer.start()
     records: list[dict[str, object]] = []
     last = time.monotonic()
@@ -92,9 +95,16 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
 
 
 def run_config(
-    url: str, batch: int, within: float, docs: list[dict[str, object]], seconds: float, work: Path, kafka: bool
+    url: str,
+    batch: int,
+    within: float,
+    docs: list[dict[str, object]],
+    seconds: float,
+    work: Path,
+    kafka: bool,
+    guarantee: str = "at_least_once",
 ) -> tuple[float, float, float, float]:
-    name = f"bench{batch}x{int(within * 1000)}"
+    name = f"bench{batch}x{int(within * 1000)}{'eos' if guarantee == 'exactly_once' else ''}"
     port = free_port()
     env = dict(
         os.environ,
@@ -112,6 +122,7 @@ def run_config(
         FINMON_TOPICS__TRENDS=f"{name}.trends",
         FINMON_MODEL__DEVICE="cpu",
         FINMON_STREAM__IDEMPOTENT_PRODUCER=str(kafka).lower(),  # the embedded broker grants no producer ids
+        FINMON_STREAM__PROCESSING_GUARANTEE=guarantee,
     )
     with (work / f"{name}.log").open("ab") as log:
         worker = subprocess.Popen(
@@ -139,7 +150,11 @@ def run_config(
         return throughput, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), share
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
+        try:
+            worker.wait(120)  # a transactional worker closes a producer per partition
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
 
 
 async def _paced(
@@ -159,6 +174,13 @@ def main() -> int:
         "--configs", nargs="+", default=["16:0.05", "64:0.1", "256:0.2"], help="batch_max:batch_within pairs"
     )
     parser.add_argument("--broker", nargs="+", choices=["kafka", "embedded"], default=["kafka", "embedded"])
+    parser.add_argument(
+        "--guarantee",
+        nargs="+",
+        choices=["at_least_once", "exactly_once"],
+        default=["at_least_once", "exactly_once"],
+        help="processing guarantees to compare (exactly_once on Apache Kafka only)",
+    )
     args = parser.parse_args()
     docs = documents(args.docs)
     texts = [str(d["title"]) for d in docs]
@@ -166,7 +188,8 @@ def main() -> int:
     rows = []
     for kind in args.broker:
         with broker_of(kind, work) as (url, pid):
-            for config in args.configs:
+            runs = [(g, c) for g in args.guarantee for c in args.configs if kind == "kafka" or g == "at_least_once"]
+            for guarantee, config in runs:
                 batch, within = int(config.split(":")[0]), float(config.split(":")[1])
                 classifier = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", batch_size=batch)
                 began = time.perf_counter()
@@ -174,23 +197,24 @@ def main() -> int:
                 alone = len(texts) / (time.perf_counter() - began)
                 broker_cpu, broker_began = cpu_seconds(pid), time.monotonic()
                 throughput, p50, p99, worker_share = run_config(
-                    url, batch, within, docs, args.seconds, work, kind == "kafka"
+                    url, batch, within, docs, args.seconds, work, kind == "kafka", guarantee
                 )
                 broker_share = (cpu_seconds(pid) - broker_cpu) / (time.monotonic() - broker_began)
-                rows.append((kind, batch, within, alone, throughput, p50, p99, worker_share, broker_share))
-                print(f"done {kind} batch={batch} within={within}", file=sys.stderr, flush=True)
+                label = kind if guarantee == "at_least_once" else f"{kind} EOS"
+                rows.append((label, batch, within, alone, throughput, p50, p99, worker_share, broker_share))
+                print(f"done {label} batch={batch} within={within}", file=sys.stderr, flush=True)
     print(
-        f"{'broker':>9}{'batch_max':>10}{'within s':>10}{'classifier docs/s':>19}{'pipeline docs/s':>17}{'ratio':>8}"
+        f"{'broker':>10}{'batch_max':>10}{'within s':>10}{'classifier docs/s':>19}{'pipeline docs/s':>17}{'ratio':>8}"
         f"{'p50 s @50%':>12}{'p99 s @50%':>12}{'worker CPU':>12}{'broker CPU':>12}"
     )
     for kind, batch, within, alone, throughput, p50, p99, worker_share, broker_share in rows:
         print(
-            f"{kind:>9}{batch:>10}{within:>10.2f}{alone:>19.1f}{throughput:>17.1f}{throughput / alone:>8.2f}"
+            f"{kind:>10}{batch:>10}{within:>10.2f}{alone:>19.1f}{throughput:>17.1f}{throughput / alone:>8.2f}"
             f"{p50:>12.3f}{p99:>12.3f}{worker_share:>12.0%}{broker_share:>12.0%}"
         )
-    for kind in args.broker:
-        ratios = [r[4] / r[3] for r in rows if r[0] == kind]
-        print(f"{kind}: median pipeline/classifier ratio {statistics.median(ratios):.2f}")
+    for label in dict.fromkeys(r[0] for r in rows):
+        ratios = [r[4] / r[3] for r in rows if r[0] == label]
+        print(f"{label}: median pipeline/classifier ratio {statistics.median(ratios):.2f}")
     return 0
 
 

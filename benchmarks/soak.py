@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,38 +28,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from brokers import broker_of, cpu_seconds, rss_mib  # benchmarks/brokers.py, beside this file
 from pipeline import collect, documents, produce, wait_ready  # benchmarks/pipeline.py, beside this file
 
-from monitor.embedded_broker import EmbeddedBroker, free_port
+from monitor.embedded_broker import free_port
 from monitor.feed import FEED_LINGER_MS
 from monitor.settings import Settings
-from tests.kafka import KafkaCluster
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def broker_of(kind: str, work: Path) -> Iterator[tuple[str, int]]:
-    """(bootstrap address, broker PID) of a fresh single-node Apache Kafka or embedded broker."""
-    if kind == "kafka":
-        with KafkaCluster(work / "kafka") as cluster:
-            assert cluster.nodes[0].process is not None
-            yield cluster.url, cluster.nodes[0].process.pid
-        return
-    with EmbeddedBroker(log_file=work / "broker.log") as broker:
-        assert broker.process is not None
-        yield broker.url, broker.process.pid
 
 
 def start_worker(url: str, work: Path, port: int, kafka: bool) -> subprocess.Popen[bytes]:

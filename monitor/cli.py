@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from models.errors import ModelError
+from monitor.embedded_broker import BrokerError
 from monitor.settings import ConfigError, Settings, load_settings
 from streams.errors import StreamError
 
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, load_settings())
-    except (ConfigError, UsageError, ModelError, StreamError) as exc:
+    except (ConfigError, UsageError, ModelError, StreamError, BrokerError) as exc:
         print(f"finmon: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

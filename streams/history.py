@@ -119,7 +119,7 @@ def plan_topic(
     kafka: KafkaSettings, topic: str, begin: int | datetime | None, end: int | datetime | None, shard_size: int
 ) -> list[Shard]:
     """Fix the offset range of every partition now, so that a rerun reads the same messages."""
-    consumer = KafkaConsumer(**client_options(kafka), enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_options(kafka), enable_auto_commit=False, isolation_level="read_committed")
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -209,6 +209,7 @@ def _read_kafka(shard: Shard, kafka: KafkaSettings, fetch_bytes: int) -> Iterato
     consumer = KafkaConsumer(
         **client_options(kafka),
         enable_auto_commit=False,
+        isolation_level="read_committed",  # an aborted transaction's records are not history
         fetch_max_bytes=fetch_bytes,
         max_partition_fetch_bytes=fetch_bytes,
     )

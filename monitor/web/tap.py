@@ -28,7 +28,11 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
     """Read until ``stop`` is set; reconnects after broker errors instead of giving up, and picks up
     wanted topics that appear after it started (an operator's, or those of a worker that starts later)."""
     while not stop.is_set():
-        consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)  # type: ignore[arg-type]
+        consumer = AIOKafkaConsumer(  # read_committed: nothing of an aborted transaction is shown
+            **client_options(kafka),  # type: ignore[arg-type]
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
         admin = AIOKafkaAdminClient(**client_options(kafka))  # type: ignore[arg-type]
         try:
             await consumer.start()

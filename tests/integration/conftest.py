@@ -113,7 +113,13 @@ class Pipeline:
     def consume(self, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
         """Read ``topic`` (a key of ``topics`` or a full name) from the start until ``until(records)`` holds."""
         name = self.topics.get(topic, topic)
-        consumer = KafkaConsumer(bootstrap_servers=self.url, group_id=None, enable_auto_commit=False, **self.client)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.url,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            **self.client,
+        )
         records: list[Any] = []
         deadline = time.monotonic() + timeout
         try:

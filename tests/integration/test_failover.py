@@ -24,6 +24,7 @@ from tests.integration.conftest import Pipeline, make_alert, stop
 from tests.integration.test_alerts import Receiver
 from tests.integration.test_pipeline import expected_windows as windows_of
 from tests.integration.test_pipeline import good_documents, windows_match
+from tests.integration.test_reliability import feed_through_kills
 from tests.integration.test_scale_out import wait_for
 from tests.kafka import KafkaCluster, free_port
 from tests.tiny_model import build_slow_model
@@ -333,3 +334,25 @@ def test_changelogs_are_compacted_and_expired_window_state_is_cleaned_up(tiny_mo
             print(f"changelog: {end} records written, {held} kept after compaction")
         finally:
             stop(worker)
+
+
+def test_exactly_once_leaves_each_id_once_on_news_scored_through_repeated_kills(pipeline: Pipeline) -> None:
+    """faust's transactions (FINMON_STREAM__PROCESSING_GUARANTEE=exactly_once): SIGKILL the worker at
+    random points; read committed, every input is on news.scored exactly once and windows are exact."""
+    pipeline.extra_env.update(
+        {
+            "FINMON_STREAM__PROCESSING_GUARANTEE": "exactly_once",
+            "FINMON_TOPICS__PARTITIONS": "3",
+            "FINMON_WINDOWS__GRACE_SECONDS": "300",
+            "FINMON_ALERTS__ENABLED": "false",
+        }
+    )
+    docs = feed_through_kills(pipeline, size=40, seed=7, pause=(0.2, 2.0))
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker, timeout=120)
+        outcome = check_outputs(pipeline, docs)  # reads committed records only
+        assert outcome["duplicates"] == 0, outcome
+        print("exactly-once through kills:", outcome)
+    finally:
+        stop(worker)

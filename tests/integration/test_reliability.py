@@ -130,24 +130,33 @@ def test_a_fuzz_corpus_ends_scored_or_dead_lettered_and_the_worker_lives(pipelin
         stop(worker)
 
 
+def feed_through_kills(
+    pipeline: Pipeline, size: int, seed: int, pause: tuple[float, float], chunks: int = 4
+) -> list[dict[str, Any]]:
+    """Start a worker, write a chunk of documents, kill it with SIGKILL at a random point; the last
+    worker of the series stops with SIGTERM. Returns every document written."""
+    rng = random.Random(seed)
+    docs: list[dict[str, Any]] = []
+    for number in range(chunks):
+        chunk = good_documents(size, start=size * number)
+        docs += chunk
+        worker = pipeline.start_worker()
+        try:
+            pipeline.wait_ready(worker, timeout=120)
+            pipeline.produce([encode(d) for d in chunk])
+            time.sleep(rng.uniform(*pause))  # a random point: before, during or after the batch
+        finally:
+            stop(worker, signal.SIGKILL if number < chunks - 1 else signal.SIGTERM)
+        assert worker.returncode is not None
+    return docs
+
+
 def test_repeated_kills_lose_nothing_and_windows_count_each_document_once(pipeline: Pipeline) -> None:
     # Each chunk is written when it is sent, and a 2-minute grace covers four slow restarts, so no
     # document is late; windows counted by a worker killed before it published them appear when
     # they close (their final record).
     pipeline.extra_env["FINMON_WINDOWS__GRACE_SECONDS"] = "120"
-    rng = random.Random(11)
-    docs: list[dict[str, Any]] = []
-    for number in range(4):
-        chunk = good_documents(30, start=30 * number)
-        docs += chunk
-        worker = pipeline.start_worker()
-        try:
-            pipeline.wait_ready(worker, timeout=90)
-            pipeline.produce([encode(d) for d in chunk])
-            time.sleep(rng.uniform(0.0, 1.5))  # a random point: before, during or after the batch
-        finally:
-            stop(worker, signal.SIGKILL if number < 3 else signal.SIGTERM)
-        assert worker.returncode is not None
+    docs = feed_through_kills(pipeline, size=30, seed=11, pause=(0.0, 1.5))
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker, timeout=90)

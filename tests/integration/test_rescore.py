@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from monitor.cli import main
 from tests.integration.conftest import Pipeline, stop
@@ -278,3 +280,30 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+
+
+def test_a_time_range_of_a_topic_is_rescored_by_the_brokers_timestamps(pipeline: Pipeline, tmp_path: Path) -> None:
+    """--from/--to as RFC 3339 times: Kafka's offsets_for_times picks the first offset at or after each."""
+    base = 1_796_000_000_000  # ms; one message a minute, partition by partition as keyed
+    docs = good_documents(12)
+    producer = KafkaProducer(bootstrap_servers=pipeline.url, acks="all")
+    try:
+        for minute, doc in enumerate(docs):
+            producer.send(
+                pipeline.topics["news"],
+                json.dumps(doc).encode(),
+                doc["id"].encode(),
+                timestamp_ms=base + minute * 60_000,
+            )
+        producer.flush()
+    finally:
+        producer.close()
+
+    def at(minute: int) -> str:
+        return datetime.fromtimestamp((base + minute * 60_000) / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+    out = tmp_path / "range.jsonl"
+    args = ["rescore", "--topic", pipeline.topics["news"], "--from", at(3), "--to", at(8), "--output", str(out)]
+    run = finmon([*args, "--state", str(tmp_path / "state")], pipeline.env(), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in read_jsonl(out)) == sorted(d["id"] for d in docs[3:8])
