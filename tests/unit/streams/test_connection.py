@@ -61,3 +61,10 @@ def test_tls_alone_passes_its_context_to_every_client() -> None:
     assert isinstance(client_options(settings)["ssl_context"], ssl.SSLContext)
     creds = credentials(settings)
     assert isinstance(creds, faust.SSLCredentials) and isinstance(creds.context, ssl.SSLContext)
+
+
+def test_bootstrap_servers_are_read_as_hosts_and_ports() -> None:
+    from streams.preflight import servers
+
+    settings = KafkaSettings(bootstrap_servers="k1:9092, [::1]:9093,k3")
+    assert servers(settings) == [("k1", 9092), ("::1", 9093), ("k3", 9092)]
