@@ -28,6 +28,15 @@ def run_app(app: Any, verbose: bool) -> None:
     faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True).execute_from_commandline()
 
 
+def prepare_topics(settings: Settings) -> None:
+    """Create the pipeline's missing topics, then refuse in one line if an ACL the worker needs is missing."""
+    from streams.preflight import check_permissions
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings.kafka, settings.topics)
+    check_permissions(settings.kafka, settings.topics, settings.stream)
+
+
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     """Load the model first (a bad model refuses to start), then run the faust worker."""
     from prometheus_client import CollectorRegistry
@@ -35,8 +44,6 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from models.runtime import Classifier
     from streams.app import create_worker
     from streams.metrics import WorkerMetrics
-    from streams.preflight import check_permissions
-    from streams.topics import ensure_topics
 
     require_broker(settings)
     model = settings.model
@@ -49,8 +56,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     info = classifier.describe()
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
-    ensure_topics(settings.kafka, settings.topics)
-    check_permissions(settings.kafka, settings.topics, settings.stream)
+    prepare_topics(settings)
     metrics = WorkerMetrics(CollectorRegistry())
     app = create_worker(
         settings.kafka,
@@ -79,14 +85,11 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alerting import create_delivery_app
     from streams.app import base_app
     from streams.metrics import WorkerMetrics
-    from streams.preflight import check_permissions
-    from streams.topics import ensure_topics
 
     require_broker(settings)
     if not settings.alerts.targets:
         raise UsageError("no webhook targets: set FINMON_ALERTS__TARGETS to a JSON list of {url, format, secret}")
-    ensure_topics(settings.kafka, settings.topics)
-    check_permissions(settings.kafka, settings.topics, settings.stream)
+    prepare_topics(settings)
     metrics = WorkerMetrics(CollectorRegistry())
     app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
     create_delivery_app(app, settings.topics, settings.alerts, metrics)

@@ -38,9 +38,9 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
             await consumer.start()
             await admin.start()
             assigned: set[TopicPartition] = set()
-            looked = -LOOK_EVERY
+            wanted, looked = set(_backlogs(topics)), -LOOK_EVERY
             while not stop.is_set():
-                if {tp.topic for tp in assigned} != set(_backlogs(topics)) and time.monotonic() - looked > LOOK_EVERY:
+                if {tp.topic for tp in assigned} != wanted and time.monotonic() - looked > LOOK_EVERY:
                     assigned, looked = await _assign(consumer, admin, topics, assigned), time.monotonic()
                 if not assigned:  # a consumer with nothing assigned would wait for ever
                     await asyncio.sleep(LOOK_EVERY)
