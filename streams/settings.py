@@ -70,6 +70,12 @@ class StreamSettings(BaseModel):
         le=1,
         description="Seconds a produce batch waits for more records: fewer, fuller requests for a little latency.",
     )
+    gap_check_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a news partition may stay quiet short of its end offset before it is read again "
+        "from the first offset not scored (events the consumer dropped at a rebalance).",
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of /metrics and /health.")
     web_port: int = Field(6066, ge=0, le=65535)
     data_dir: str = Field("var/finmon", description="Faust's local state folder.")

@@ -306,7 +306,7 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
             isolated.produce([encode(d) for d in during])
             wanted = {d["id"] for d in before + during}
             scored = isolated.consume("scored", lambda r: wanted <= {x["id"] for x in r}, timeout=120)
-            assert wanted <= {r["id"] for r in scored}
+            assert wanted <= {r["id"] for r in scored}, (isolated.folder / "worker.log").read_text()[-6000:]
             assert worker.poll() is None
         finally:
             if node.running:

@@ -31,3 +31,37 @@ def test_a_new_generation_starts_afresh() -> None:
     assert guard.check(1, [(0, 13)]) == [(0, 11)]
     assert guard.check(2, [(0, 40)]) == []  # another worker processed 11..39 in between
     assert guard.repaired == set() and guard.expected == {0: 41}  # what one generation learnt stays in it
+
+
+def test_the_first_batch_of_a_generation_must_start_at_the_committed_offset() -> None:
+    guard = GapGuard()
+    assert guard.unknown(3, [0, 1, 0]) == [0, 1]
+    guard.start(3, {0: 20, 1: 7})
+    assert guard.unknown(3, [0, 1, 2]) == [2]
+    assert guard.check(3, [(0, 25), (1, 7), (1, 8)]) == [(0, 20)]  # 20..24 were dropped before the agent saw them
+    assert guard.expected == {0: 20, 1: 9}
+    guard.start(3, {0: 99})  # a start never overrides what this generation has seen
+    assert guard.expected[0] == 20
+
+
+def test_a_quiet_partition_short_of_its_end_is_reported_once() -> None:
+    guard = GapGuard()
+    guard.start(1, {0: 10, 1: 4})
+    assert guard.stalled(1, {0: 30, 1: 4}) == []  # the first look only starts the interval
+    assert guard.stalled(1, {0: 30, 1: 4}) == [(0, 10)]  # partition 1 is at its end: nothing is missing
+    assert guard.stalled(1, {0: 30, 1: 4}) == []  # the same finding again is accepted (transaction markers)
+    assert guard.check(1, [(0, 10), (0, 11)]) == []
+    assert guard.stalled(1, {0: 30}) == []  # progress since the last look
+    assert guard.stalled(1, {0: 30}) == [(0, 12)]
+
+
+def test_no_partition_is_quiet_while_a_batch_is_being_scored() -> None:
+    guard = GapGuard()
+    guard.start(1, {0: 10})
+    guard.stalled(1, {0: 30})
+    guard.scoring = True
+    assert guard.stalled(1, {0: 30}) == []
+    guard.scoring = False
+    assert guard.stalled(1, {0: 30}) == []  # a batch ended inside the interval: it starts again
+    assert guard.stalled(1, {0: 30}) == [(0, 10)]
+    assert guard.stalled(2, {0: 30}) == []  # a new generation knows nothing of partition 0 yet
