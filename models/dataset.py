@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import json
 import random
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from pathlib import Path
 
 from models.errors import DataError
 from models.labels import parse_label
+from models.text import clean_text, dedup_key
 
 KNOWN_DATASETS: dict[str, dict[str, str]] = {
     "71aa99d0d37feced03c999ec23b5b25302c92f39d69b6acb0a37aa076c5420e8": {
@@ -27,9 +26,6 @@ KNOWN_DATASETS: dict[str, dict[str, str]] = {
     },
 }
 
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_NON_WORD = re.compile(r"[^0-9a-z$]+")
-
 
 @dataclass
 class Example:
@@ -40,17 +36,6 @@ class Example:
     topic: str | None = None
     weight: float = 1.0
     sources: set[str] = field(default_factory=set)
-
-
-def clean_text(text: str) -> str:
-    """The text a model sees: HTML entities decoded, whitespace collapsed."""
-    return " ".join(html.unescape(text).split())
-
-
-def dedup_key(text: str) -> str:
-    """Key under which reposts that differ only by links, case or punctuation collide."""
-    stripped = _URL.sub(" ", html.unescape(text).lower())
-    return _NON_WORD.sub(" ", stripped).strip()
 
 
 def file_sha256(path: Path) -> str:

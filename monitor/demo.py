@@ -26,8 +26,8 @@ from monitor.embedded_broker import EmbeddedBroker, free_port
 from monitor.feed import FeedOptions, run_feed
 from monitor.receiver import AlertInbox
 from monitor.settings import Settings
+from streams.cluster.topics import client_options, ensure_topics
 from streams.settings import KafkaSettings
-from streams.topics import client_options, ensure_topics
 
 SURGE_TICKER = "TSLA"
 SURGE_AT = 100.0

@@ -182,7 +182,7 @@ def replay(path: Path) -> Iterator[dict[str, Any]]:
 
 def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threading.Event | None = None) -> int:
     """Send documents at ``options.rate`` per second until the count, the file or ``stop`` ends it."""
-    from streams.topics import client_options
+    from streams.cluster.topics import client_options
 
     # a feed needs no millisecond latency: lingering sends a few documents per batch, so requests stay few
     producer = KafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS, acks="all")

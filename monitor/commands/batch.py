@@ -18,8 +18,8 @@ STATE_ROOT = Path(".finmon-rescore")
 
 
 def _shards(args: argparse.Namespace, settings: Settings, shard_size: int) -> list[Any]:
-    from streams.history import expand_inputs, parse_bound, plan_files, plan_topic
-    from streams.preflight import check_cluster
+    from streams.batch.sources import expand_inputs, parse_bound, plan_files, plan_topic
+    from streams.cluster.preflight import check_cluster
 
     if args.topic:
         if not settings.kafka.bootstrap_servers:
@@ -51,8 +51,8 @@ def _request(args: argparse.Namespace, settings: Settings, version: str) -> dict
 
 def _plan(args: argparse.Namespace, settings: Settings, version: str) -> tuple[Path, list[Any], datetime]:
     """Load this request's plan from its state folder, or make and save it."""
-    from streams.history import Shard
-    from streams.rescore import request_digest
+    from streams.batch.rescore import request_digest
+    from streams.batch.sources import Shard
 
     request = _request(args, settings, version)
     state = args.state or STATE_ROOT / request_digest(request)
@@ -75,10 +75,10 @@ def rescore(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from models.artifact import load_artifact
-    from streams.app import window_specs
-    from streams.decode import Limits
-    from streams.rescore import Job, Outputs, done_marker, finish, run_shards
-    from streams.sinks import check_output
+    from streams.batch.rescore import Job, Outputs, done_marker, finish, run_shards
+    from streams.batch.sinks import check_output
+    from streams.core.decode import Limits
+    from streams.core.windows import window_specs
 
     if bool(args.topic) == bool(args.input):
         raise UsageError("give either --topic or --input")
@@ -126,9 +126,9 @@ def _compare_inputs(
 ) -> tuple[list[str], list[str], dict[str, list[str | None]]]:
     from models.labels import parse_label
     from monitor.scoring import document_text, read_documents
-    from streams.decode import Limits, decode
-    from streams.history import expand_inputs, read_shard
-    from streams.records import NewsDocument
+    from streams.batch.sources import expand_inputs, read_shard
+    from streams.core.decode import Limits, decode
+    from streams.core.records import NewsDocument
 
     ids: list[str] = []
     texts: list[str] = []

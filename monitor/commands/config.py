@@ -13,7 +13,7 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def acls(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.acls import kafka_acls_commands, required_grants
+    from streams.cluster.acls import kafka_acls_commands, required_grants
 
     grants = required_grants(settings.topics, settings.stream, create_topics=not args.no_create)
     print("# Kafka ACLs for finmon (topics and application id from the current settings).")

@@ -14,9 +14,9 @@ from monitor.settings import Settings
 
 def export(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.web.feedback import training_rows
-    from streams.history import plan_topic, read_shard
-    from streams.preflight import check_cluster
-    from streams.scoring import Message
+    from streams.batch.sources import plan_topic, read_shard
+    from streams.cluster.preflight import check_cluster
+    from streams.core.scoring import Message
 
     if not settings.kafka.bootstrap_servers:
         raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS")

@@ -14,7 +14,7 @@ log = logging.getLogger("finmon")
 
 def require_broker(settings: Settings) -> None:
     """A broker is configured and lets finmon in (TLS verified, SASL login accepted), or one line says why not."""
-    from streams.preflight import check_cluster
+    from streams.cluster.preflight import check_cluster
 
     if not settings.kafka.bootstrap_servers:
         raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
@@ -30,8 +30,8 @@ def run_app(app: Any, verbose: bool) -> None:
 
 def prepare_topics(settings: Settings) -> None:
     """Create the pipeline's missing topics, then refuse in one line if an ACL the worker needs is missing."""
-    from streams.preflight import check_permissions
-    from streams.topics import ensure_topics
+    from streams.cluster.preflight import check_permissions
+    from streams.cluster.topics import ensure_topics
 
     ensure_topics(settings.kafka, settings.topics)
     check_permissions(settings.kafka, settings.topics, settings.stream)
@@ -42,8 +42,8 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
     from models.runtime import Classifier
-    from streams.app import create_worker
-    from streams.metrics import WorkerMetrics
+    from streams.worker.app import create_worker
+    from streams.worker.metrics import WorkerMetrics
 
     require_broker(settings)
     model = settings.model
@@ -82,9 +82,9 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     """Deliver alerts only (run workers without targets when delivery runs here)."""
     from prometheus_client import CollectorRegistry
 
-    from streams.alerting import create_delivery_app
-    from streams.app import base_app
-    from streams.metrics import WorkerMetrics
+    from streams.worker.alerting import create_delivery_app
+    from streams.worker.app import base_app
+    from streams.worker.metrics import WorkerMetrics
 
     require_broker(settings)
     if not settings.alerts.targets:

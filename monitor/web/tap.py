@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from monitor.web.board import Board
+from streams.cluster.topics import client_options
 from streams.settings import KafkaSettings, TopicSettings
-from streams.topics import client_options
 
 log = logging.getLogger(__name__)
 TREND_BACKLOG = 5000

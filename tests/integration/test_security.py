@@ -30,7 +30,7 @@ from kafka.admin import (
 )
 from kafka.errors import TopicAuthorizationFailedError
 
-from streams.acls import Grant, required_grants
+from streams.cluster.acls import Grant, required_grants
 from streams.settings import StreamSettings, TopicSettings
 from tests.integration.conftest import Pipeline, make_alert, stop
 from tests.integration.test_alerts import Receiver

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.feed import FeedOptions, SyntheticNews, replay
-from streams.decode import decode
-from streams.records import NewsDocument
+from streams.core.decode import decode
+from streams.core.records import NewsDocument
 
 
 class Clock:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.windows import TrendWindows, WindowSpec, story_key
+from streams.core.windows import TrendWindows, WindowSpec, story_key
 
 MINUTE = WindowSpec("1m", 60, 60)
 HOP = WindowSpec("15m", 900, 60)
@@ -141,7 +141,7 @@ def test_most_negative_headlines_are_kept_per_window() -> None:
 
 
 def test_story_key_matches_training_dedup_entities_links_and_case() -> None:
-    from streams.windows import story_key
+    from streams.core.windows import story_key
 
     assert story_key("S&amp;P 500 falls https://t.co/a") == story_key("s&p 500 FALLS!")
     assert story_key("S&P 500 falls") != story_key("S&P 500 rises")

@@ -14,10 +14,10 @@ from alerts.records import WindowStats
 from alerts.settings import AlertSettings
 from alerts.spike import SpikeDetector
 from alerts.webhook import RetryPolicy, Target, deliver
-from streams.metrics import WorkerMetrics
-from streams.records import dumps
+from streams.core.records import dumps
+from streams.core.windows import SEP
 from streams.settings import TopicSettings
-from streams.windows import SEP
+from streams.worker.metrics import WorkerMetrics
 
 
 def window_stats(record: dict[str, Any], end_seconds: float) -> WindowStats:
@@ -116,7 +116,7 @@ def create_delivery_app(
     app: faust.App, topics: TopicSettings, settings: AlertSettings, metrics: WorkerMetrics
 ) -> faust.App:
     """An app that only delivers alerts (``finmon alerts``), with /metrics."""
-    from streams.health import serve_metrics
+    from streams.worker.health import serve_metrics
 
     add_delivery(app, topics, settings, metrics)
     serve_metrics(app, metrics)

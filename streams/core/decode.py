@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.records import DeadLetter, NewsDocument
+from streams.core.records import DeadLetter, NewsDocument
 
 REASONS = ("empty_message", "too_large", "invalid_utf8", "invalid_json", "schema", "empty_text", "inference_error")
 KNOWN_FIELDS = {"schema_version", "id", "published_at", "source", "title", "body", "url", "lang", "tickers"}

@@ -1,4 +1,4 @@
-from streams.tickers import MAX_TICKERS, tag
+from streams.core.tickers import MAX_TICKERS, tag
 
 
 def test_cashtags_and_given_tickers_are_merged_unique_upper_case() -> None:

@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.decode import Limits, decode
-from streams.records import DeadLetter, NewsDocument
+from streams.core.decode import Limits, decode
+from streams.core.records import DeadLetter, NewsDocument
 
 GOOD = {
     "id": "n1",

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from streams.acls import Grant, kafka_acls_commands, required_grants
+from streams.cluster.acls import Grant, kafka_acls_commands, required_grants
 from streams.settings import StreamSettings, TopicSettings
 
-SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "kafka" / "acls.sh"
+SCRIPT = Path(__file__).resolve().parents[4] / "deploy" / "kafka" / "acls.sh"
 
 
 def test_the_shipped_script_grants_exactly_the_list_the_tests_apply() -> None:

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
-from streams.records import NewsDocument
-from streams.scoring import message_time
+from streams.core.records import NewsDocument
+from streams.core.scoring import message_time
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from models.dataset import dedup_key
-from streams.records import SCHEMA_VERSION, iso
+from models.text import dedup_key
+from streams.core.records import SCHEMA_VERSION, iso
+from streams.settings import WindowSettings
 
 SEP = "\x1f"
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -52,6 +53,13 @@ class WindowSpec:
     def trailing_start(self, moment: float) -> int:
         """Start of the window of this spec that contains ``moment`` and ends first."""
         return int(moment // self.step) * self.step - self.size + self.step
+
+
+def window_specs(windows: WindowSettings) -> list[WindowSpec]:
+    return [
+        WindowSpec(f"{windows.tumbling_seconds}s", windows.tumbling_seconds, windows.tumbling_seconds),
+        WindowSpec(f"{windows.hopping_seconds}s", windows.hopping_seconds, windows.hopping_step_seconds),
+    ]
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from aiokafka.errors import KafkaError, SaslAuthenticationFailed
 from kafka import errors
 from kafka.admin import ACLOperation, KafkaAdminClient
 
-from streams.acls import required_grants
+from streams.cluster.acls import required_grants
+from streams.cluster.topics import client_options
 from streams.errors import StreamError
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
-from streams.topics import client_options
 
 log = logging.getLogger(__name__)
 CONNECT_OPTIONS = ("security_protocol", "ssl_context", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password")

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.decode import REASONS, decode
-from streams.records import DeadLetter, NewsDocument, dumps, scored_record
-from streams.tickers import tag
+from streams.core.decode import REASONS, decode
+from streams.core.records import DeadLetter, NewsDocument, dumps, scored_record
+from streams.core.tickers import tag
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 JSON_VALUES = st.recursive(

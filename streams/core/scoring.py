@@ -11,9 +11,9 @@ from typing import Any
 
 from models.errors import ModelError
 from models.runtime import Classifier, Timings
-from streams.decode import Limits, decode
-from streams.records import DeadLetter, NewsDocument, dumps, scored_record
-from streams.tickers import tag
+from streams.core.decode import Limits, decode
+from streams.core.records import DeadLetter, NewsDocument, dumps, scored_record
+from streams.core.tickers import tag
 
 log = logging.getLogger(__name__)
 

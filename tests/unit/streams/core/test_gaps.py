@@ -1,4 +1,4 @@
-from streams.gaps import GapGuard
+from streams.core.gaps import GapGuard
 
 
 def test_consecutive_offsets_and_redelivered_ones_are_not_gaps() -> None:

@@ -1,7 +1,7 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from streams.windows import TrendWindows, WindowSpec, replay
+from streams.core.windows import TrendWindows, WindowSpec, replay
 
 MINUTE = WindowSpec("60s", 60, 60)
 HOP = WindowSpec("300s", 300, 60)

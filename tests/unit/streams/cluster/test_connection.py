@@ -2,10 +2,10 @@ import ssl
 
 import faust
 
-from streams.app import base_app, broker_url, credentials, partition_of
+from streams.cluster.topics import client_options
+from streams.core.windows import scope_keys
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
-from streams.topics import client_options
-from streams.windows import scope_keys
+from streams.worker.app import base_app, broker_url, credentials, partition_of
 
 
 def test_broker_url_lists_every_server() -> None:
@@ -64,7 +64,7 @@ def test_tls_alone_passes_its_context_to_every_client() -> None:
 
 
 def test_bootstrap_servers_are_read_as_hosts_and_ports() -> None:
-    from streams.preflight import servers
+    from streams.cluster.preflight import servers
 
     settings = KafkaSettings(bootstrap_servers="k1:9092, [::1]:9093,k3")
     assert servers(settings) == [("k1", 9092), ("::1", 9093), ("k3", 9092)]

@@ -12,8 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from models.errors import DataError
+from streams.cluster.topics import client_options
 from streams.settings import KafkaSettings
-from streams.topics import client_options
 
 PARQUET_EXTRA = "Parquet output needs pyarrow: pip install 'finmon[parquet]'"
 FILE_FORMATS = (".jsonl", ".ndjson", ".parquet")

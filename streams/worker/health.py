@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.metrics import WorkerMetrics
+from streams.worker.metrics import WorkerMetrics
 
 
 class StreamHealth(faust.Sensor):

@@ -1,6 +1,6 @@
 """Batch rescoring of stored news with the worker's own decode, classify and window code.
 
-A run is planned once into shards (``streams.history``) and kept in a state folder: each
+A run is planned once into shards (``streams.batch.sources``) and kept in a state folder: each
 finished shard leaves its scored records, its rejects and a ``.done`` marker, so an interrupted
 run resumes without redoing finished shards, and every record carries the run's fixed
 ``scored_at``, so a rerun writes the same bytes. Outputs are assembled from the shard files at
@@ -27,13 +27,13 @@ from typing import Any
 from models.artifact import load_artifact
 from models.errors import DataError
 from models.runtime import Classifier
-from streams.decode import Limits
-from streams.history import Item, Shard, read_shard
-from streams.records import DeadLetter, dumps
-from streams.scoring import Message, score_batch
+from streams.batch.sinks import produce, write_records
+from streams.batch.sources import Item, Shard, read_shard
+from streams.core.decode import Limits
+from streams.core.records import DeadLetter, dumps
+from streams.core.scoring import Message, score_batch
+from streams.core.windows import SEP, WindowSpec, replay
 from streams.settings import KafkaSettings
-from streams.sinks import produce, write_records
-from streams.windows import SEP, WindowSpec, replay
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]

@@ -21,11 +21,11 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from models.errors import DataError
-from streams.decode import Rejected, parse_time
-from streams.records import DeadLetter
-from streams.scoring import Message
+from streams.cluster.topics import client_options
+from streams.core.decode import Rejected, parse_time
+from streams.core.records import DeadLetter
+from streams.core.scoring import Message
 from streams.settings import KafkaSettings
-from streams.topics import client_options
 
 Item = Message | DeadLetter
 FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}

@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 
 from models.errors import DataError
-from streams.decode import Limits, decode
-from streams.history import expand_inputs, parse_bound, plan_files, read_shard
-from streams.records import DeadLetter, NewsDocument
-from streams.scoring import Message
+from streams.batch.sources import expand_inputs, parse_bound, plan_files, read_shard
+from streams.core.decode import Limits, decode
+from streams.core.records import DeadLetter, NewsDocument
+from streams.core.scoring import Message
 
 LIMITS = Limits(1_000_000, 10_000)
 

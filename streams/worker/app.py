@@ -22,16 +22,16 @@ from faust.types import TP
 
 from alerts.settings import AlertSettings
 from models.runtime import Classifier
-from streams.alerting import add_delivery, add_detection
-from streams.decode import Limits
-from streams.gaps import GapGuard
-from streams.health import serve_metrics
-from streams.metrics import WorkerMetrics
-from streams.records import dumps
-from streams.scoring import Message, score_batch
+from streams.cluster.topics import tls_context
+from streams.core.decode import Limits
+from streams.core.gaps import GapGuard
+from streams.core.records import dumps
+from streams.core.scoring import Message, score_batch
+from streams.core.windows import SEP, TrendWindows, scope_keys, window_specs
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
-from streams.topics import tls_context
-from streams.windows import SEP, TrendWindows, WindowSpec, scope_keys
+from streams.worker.alerting import add_delivery, add_detection
+from streams.worker.health import serve_metrics
+from streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,6 @@ def credentials(kafka: KafkaSettings) -> Any:
             ssl_context=context,
         )
     return faust.SSLCredentials(context) if context else None
-
-
-def window_specs(windows: WindowSettings) -> list[WindowSpec]:
-    return [
-        WindowSpec(f"{windows.tumbling_seconds}s", windows.tumbling_seconds, windows.tumbling_seconds),
-        WindowSpec(f"{windows.hopping_seconds}s", windows.hopping_seconds, windows.hopping_step_seconds),
-    ]
 
 
 def partition_of(key: bytes, partitions: int) -> int:

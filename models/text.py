@@ -1,0 +1,20 @@
+"""Text as the model sees it, and the key under which near-duplicate stories collide."""
+
+from __future__ import annotations
+
+import html
+import re
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_NON_WORD = re.compile(r"[^0-9a-z$]+")
+
+
+def clean_text(text: str) -> str:
+    """The text a model sees: HTML entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(text).split())
+
+
+def dedup_key(text: str) -> str:
+    """Key under which reposts that differ only by links, case or punctuation collide."""
+    stripped = _URL.sub(" ", html.unescape(text).lower())
+    return _NON_WORD.sub(" ", stripped).strip()
