@@ -66,3 +66,15 @@ def serve_metrics(app: faust.App, metrics: WorkerMetrics) -> StreamHealth:
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return sensor
+
+
+def add_health(app: faust.App, metrics: WorkerMetrics, model: dict[str, Any]) -> None:
+    """/health: 200 once the worker holds partitions, 503 before."""
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        assigned = len(app.consumer.assignment()) if app.consumer else 0
+        metrics.assigned_partitions.set(assigned)
+        ready = assigned > 0
+        body = {"status": "ready" if ready else "starting", "model": model, "assigned_partitions": assigned}
+        return web.json(body, status=200 if ready else 503)
