@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -58,7 +59,18 @@ class TargetSettings(BaseModel):
     format: Literal["json", "alertmanager", "slack"] = "json"
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; the signature header is sent when set.")
     timeout: float = Field(5.0, gt=0)
-    name: str = ""
+    name: str = Field("", description="Label in metrics and logs; unset: the URL's scheme and host.")
+
+    @property
+    def label(self) -> str:
+        return self.name or masked_url(self.url)
+
+
+def masked_url(url: str) -> str:
+    """Scheme and host only: a webhook's path often is its secret (Slack, Teams)."""
+    parts = urllib.parse.urlsplit(url)
+    hidden = parts.path not in ("", "/") or parts.query
+    return f"{parts.scheme}://{parts.hostname or ''}{'/**********' if hidden else ''}"
 
 
 class AlertSettings(BaseModel):

@@ -31,6 +31,8 @@ class Parser(argparse.ArgumentParser):
 
 def existing_file(value: str) -> Path:
     path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: is a folder, give a file")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{value}: no such file")
     return path
@@ -41,6 +43,26 @@ def existing_dir(value: str) -> Path:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{value}: no such folder")
     return path
+
+
+def output_file(value: str) -> Path:
+    """A file to write: its folder must exist, and it must not be a folder itself."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: is a folder, give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: folder {path.parent} does not exist")
+    return path
+
+
+def positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be above 0")
+    return number
 
 
 def positive_int(value: str) -> int:
@@ -63,11 +85,34 @@ def fraction(value: str) -> float:
     return number
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("finmon")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def unknown_global_flags(parser: Parser, argv: Sequence[str]) -> list[str]:
+    """Flags before the subcommand that the finmon command itself does not know."""
+    known = {o for action in parser._actions for o in action.option_strings}
+    unknown = []
+    for token in argv:
+        if not token.startswith("-"):
+            break
+        if token.split("=", 1)[0] not in known:
+            unknown.append(token)
+    return unknown
+
+
 def build_parser() -> Parser:
     from monitor import commands
 
     parser = Parser(prog="finmon", description="Streaming monitor of financial news sentiment.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--version", action="version", version=f"finmon {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for register in commands.REGISTRY:
         register(sub)
@@ -87,11 +132,16 @@ def configure_logging(verbose: bool) -> None:
     # kafka-python logs a failed bootstrap itself; finmon reports it in one line of its own
     logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     logging.getLogger("finmon").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("models").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for ours in ("models", "streams", "alerts", "monitor"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    unknown = unknown_global_flags(parser, argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     handler: Handler = args.handler

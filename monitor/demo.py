@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.embedded_broker import EmbeddedBroker, free_port
 from monitor.feed import FeedOptions, run_feed
 from monitor.receiver import AlertInbox
-from monitor.settings import Settings
+from monitor.settings import ConfigError, Settings
 from streams.cluster.topics import client_options, ensure_topics
 from streams.settings import KafkaSettings
 
@@ -158,6 +159,7 @@ async def demo_loop(
     rate: float,
     inbox: AlertInbox,
     inbox_port: int,
+    worker: subprocess.Popen[bytes],
 ) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
     await asyncio.to_thread(ensure_topics, kafka, settings.topics)
@@ -170,6 +172,7 @@ async def demo_loop(
     options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0)
     feed_stop = threading.Event()
     tasks = [
+        asyncio.create_task(watch_child(worker, stop)),
         asyncio.create_task(asyncio.to_thread(run_feed, kafka, settings.topics.news, options, feed_stop)),
         asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),
         asyncio.create_task(show(view, inbox, settings, metrics_url, urls, stop)),
@@ -180,6 +183,32 @@ async def demo_loop(
     feed_stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await inbox.stop()
+
+
+async def watch_child(process: subprocess.Popen[bytes], stop: asyncio.Event) -> None:
+    """A child that exits ends the demo: its status is reported, never hidden behind a view of nothing."""
+    while process.poll() is None and not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+    stop.set()
+
+
+def last_error(log: Path) -> str:
+    """The child's own last word: the last line of its log that is not blank."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(its log is empty)"
+
+
+def check_port(host: str, port: int) -> None:
+    """A busy web port is named with the setting that changes it, before anything starts."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"port {port} on {host} is in use ({exc.strerror}): set FINMON_STREAM__WEB_PORT to a free port"
+            ) from exc
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -193,6 +222,8 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 
 
 def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0) -> int:
+    if settings.stream.web_port:
+        check_port(settings.stream.web_host, settings.stream.web_port)
     state = Path(settings.stream.data_dir)
     state.mkdir(parents=True, exist_ok=True)
     embedded = not settings.kafka.bootstrap_servers
@@ -203,9 +234,10 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
     env = worker_env(settings, url, embedded, f"http://127.0.0.1:{inbox_port}/alerts")
     env["FINMON_STREAM__WEB_PORT"] = str(port)
     web = f"http://{settings.stream.web_host}:{port}"
-    urls = f"dashboard {web}/dashboard  metrics {web}/metrics  broker {url}"
+    urls = f"dashboard {web}/dashboard  " if settings.web.enabled else ""
+    urls += f"metrics {web}/metrics  broker {url}"
     print(f"finmon demo: {urls}", flush=True)
-    with (state / "worker.log").open("ab") as log_file:
+    with (state / "worker.log").open("wb") as log_file:  # this run's log only
         worker = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "worker"], env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
@@ -215,10 +247,15 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
         flush=True,
     )
     try:
-        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port))
+        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port, worker))
     finally:
+        died = worker.poll()
         stop_process(worker)
         if broker:
             broker.stop()
-        print("finmon demo: stopped", flush=True)
+    if died is not None:
+        why = last_error(state / "worker.log")
+        print(f"finmon demo: error: the worker exited with status {died}: {why}", file=sys.stderr, flush=True)
+        return 1
+    print("finmon demo: stopped", flush=True)
     return 0

@@ -7,12 +7,14 @@ or from a ``.env`` file; ``finmon config show`` prints the effective values with
 from __future__ import annotations
 
 import json
+import os
+import typing
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from alerts.settings import AlertSettings
+from alerts.settings import AlertSettings, masked_url
 from models.settings import ModelSettings
 from monitor.web.settings import WebSettings
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
@@ -46,8 +48,35 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = "__".join(str(part) for part in first["loc"]).upper()
         raise ConfigError(f"invalid setting FINMON_{where}: {first['msg']}") from exc
+    except SettingsError as exc:  # a list or object setting whose value is not JSON
+        raise ConfigError(f'invalid setting {not_json(str(exc))}: give JSON, for example ["a", "b"]') from exc
+
+
+def not_json(message: str) -> str:
+    """The FINMON_ variable that pydantic-settings failed to read as JSON (it names only the section)."""
+    section = message.split('"')[1] if '"' in message else ""
+    prefix = f"FINMON_{section.upper()}__"
+    for name, value in sorted(os.environ.items()):
+        if name.upper().startswith(prefix):
+            try:
+                json.loads(value)
+            except ValueError:
+                if not _is_plain(section, name[len(prefix) :].lower()):
+                    return f"{name}={value!r}"
+    return prefix + "*"
+
+
+def _is_plain(section: str, name: str) -> bool:
+    model = Settings.model_fields[section].annotation if section in Settings.model_fields else None
+    fields = getattr(model, "model_fields", {})
+    annotation = fields[name].annotation if name in fields else str
+    return typing.get_origin(annotation) not in (list, tuple, dict, set) and not hasattr(annotation, "model_fields")
 
 
 def render(settings: Settings) -> str:
     """The effective settings as JSON, secrets masked."""
-    return json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True)
+    shown = settings.model_dump(mode="json")
+    shown["alerts"].update(settings.alerts.detector().model_dump(mode="json"))  # what the preset makes of unset ones
+    for target in shown["alerts"]["targets"]:
+        target["url"] = masked_url(target["url"])
+    return json.dumps(shown, indent=2, sort_keys=True)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.cli import UsageError, existing_dir, positive_int
+from monitor.cli import UsageError, existing_dir, output_file, positive_int
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
@@ -195,7 +195,7 @@ def register_rescore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--input", action="append", help="JSONL or CSV file or glob (repeatable)")
     p.add_argument("--model", type=existing_dir, help="model folder (default: the setting model.path)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the setting model.device")
-    p.add_argument("--output", type=Path, help="scored records, .jsonl or .parquet")
+    p.add_argument("--output", type=output_file, help="scored records, .jsonl or .parquet")
     p.add_argument("--output-topic", help="produce scored records here, e.g. news.rescored")
     p.add_argument("--trends-output", type=Path, help="recomputed trend windows, .jsonl or .parquet")
     p.add_argument("--trends-topic", help="produce recomputed trends here, e.g. sentiment.trends.rescored")

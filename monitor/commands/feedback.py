@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from monitor.cli import UsageError
+from monitor.cli import UsageError, output_file
 from monitor.settings import Settings
 
 
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("feedback", help="analyst feedback from the dashboard")
     actions = p.add_subparsers(dest="action", required=True)
     e = actions.add_parser("export", help="write the reviews on the feedback topic in the training format")
-    e.add_argument("--output", type=Path, required=True, help=".jsonl or .csv, for finmon train --feedback-data")
+    e.add_argument("--output", type=output_file, required=True, help=".jsonl or .csv, for finmon train --feedback-data")
     e.set_defaults(handler=export)
 
 

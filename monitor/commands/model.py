@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from monitor.cli import UsageError, existing_dir, existing_file, fraction, positive_int
+from monitor.cli import UsageError, existing_dir, existing_file, fraction, output_file, positive_int
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
@@ -175,7 +175,7 @@ def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def register_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("score", help="score a CSV or JSONL file offline")
     p.add_argument("--input", type=existing_file, required=True)
-    p.add_argument("--output", type=Path, required=True, help="JSONL, one line per input document")
+    p.add_argument("--output", type=output_file, required=True, help="JSONL, one line per input document")
     _model_flags(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=score)

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from monitor.cli import UsageError, existing_file, positive_int
+from monitor.cli import UsageError, existing_file, positive_int, positive_number
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
@@ -25,7 +25,9 @@ def run_app(app: Any, verbose: bool) -> None:
     """Run a faust app in the foreground until SIGINT/SIGTERM."""
     import faust
 
-    faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True)
+    worker.spinner = None  # a terminal spinner writes escape codes into a log file
+    worker.execute_from_commandline()
 
 
 def prepare_topics(settings: Settings) -> None:
@@ -93,7 +95,7 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     metrics = WorkerMetrics(CollectorRegistry())
     app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
     create_delivery_app(app, settings.topics, settings.alerts, metrics)
-    names = ", ".join(t.name or t.url for t in settings.alerts.targets)
+    names = ", ".join(t.label for t in settings.alerts.targets)
     print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
     run_app(app, args.verbose)
     return 0
@@ -129,7 +131,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("alerts", help="deliver alerts to the webhook targets (without scoring)")
     p.set_defaults(handler=alerts)
     p = sub.add_parser("feed", help="send a synthetic stream or replay a file onto the news topic")
-    p.add_argument("--rate", type=float, default=20.0, help="documents per second")
+    p.add_argument("--rate", type=positive_number, default=20.0, help="documents per second")
     p.add_argument("--count", type=positive_int, help="stop after this many documents (default: endless)")
     p.add_argument("--replay", type=existing_file, help="CSV/JSONL file to replay instead of synthetic news")
     p.add_argument("--seed", type=int, default=7)
@@ -138,8 +140,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--surge-seconds", type=float, default=60.0)
     p.set_defaults(handler=feed)
     p = sub.add_parser("demo", help="embedded broker + worker + feed + live terminal view")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    p.add_argument("--rate", type=float, default=20.0, help="feed documents per second")
+    p.add_argument("--duration", type=positive_number, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--rate", type=positive_number, default=20.0, help="feed documents per second")
     p.set_defaults(handler=demo)
 
 

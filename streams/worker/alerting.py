@@ -40,7 +40,7 @@ def window_stats(record: dict[str, Any], end_seconds: float) -> WindowStats:
 
 def targets(settings: AlertSettings) -> list[Target]:
     return [
-        Target(t.url, t.format, t.secret.get_secret_value() if t.secret else None, t.timeout, t.name or t.url)
+        Target(t.url, t.format, t.secret.get_secret_value() if t.secret else None, t.timeout, t.label)
         for t in settings.targets
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -195,3 +196,47 @@ def test_demo_starts_scores_shows_windows_and_stops_cleanly(tiny_model: Path, tm
     assert len(pids) == 2
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} left behind"
+
+
+def demo_env(model: Path, tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        "FINMON_MODEL__PATH": str(model),
+        "FINMON_STREAM__WEB_PORT": str(port),
+        "FINMON_STREAM__DATA_DIR": str(tmp_path / "state"),
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+    }
+
+
+def test_the_demo_names_a_busy_port_and_the_setting_that_changes_it(tiny_model: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "demo", "--duration", "30"],
+            env=demo_env(tiny_model, tmp_path, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"finmon: error: port {port} on 127.0.0.1 is in use")
+    assert "FINMON_STREAM__WEB_PORT" in result.stderr
+
+
+def test_the_demo_reports_a_worker_that_dies_and_exits_non_zero(tmp_path: Path) -> None:
+    (tmp_path / "no-model").mkdir()  # the worker refuses it and exits; the demo must not carry on showing nothing
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "demo", "--duration", "90"],
+        env=demo_env(tmp_path / "no-model", tmp_path, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("finmon demo: error: the worker exited with status 2: finmon: error: model folder"), last
+    pids = [int(p) for p in re.findall(r"(?:broker|worker) pid (\d+)", result.stdout)]
+    assert len(pids) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)

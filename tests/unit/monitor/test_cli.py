@@ -26,6 +26,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         ["evaluate", "--data", "pyproject.toml", "--task", "mood"],
         ["train", "--output", "out", "--epochs", "0"],
         ["nonsense"],
+        ["demo", "--rate", "-5"],
+        ["feed", "--rate", "0"],
+        ["score", "--input", "tests", "--output", "x.jsonl"],
+        ["score", "--input", "pyproject.toml", "--output", "tests"],
+        ["score", "--input", "pyproject.toml", "--output", "no/such/folder/x.jsonl"],
     ],
 )
 def test_bad_flags_and_files_are_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,3 +142,41 @@ def test_console_script_exit_code() -> None:
     result = subprocess.run([sys.executable, "-m", "monitor.cli", "score"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
+
+
+def test_an_unknown_global_flag_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--bogus"], capsys)
+    assert (code, err) == (2, "finmon: error: unrecognized arguments: --bogus\n")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith("finmon ") and len(out.split()) >= 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("FINMON_ALERTS__TARGETS", "not json"), ("FINMON_WINDOWS__WATCH_TICKERS", "TSLA,NKE")]
+)
+def test_a_list_setting_that_is_not_json_is_named(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FINMON_ALERTS__SENSITIVITY", "high")  # a plain value in the same section is not the culprit
+    code, _, err = run(["config", "show"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"finmon: error: invalid setting {name}={value!r}: give JSON")
+
+
+def test_config_show_gives_the_detector_values_the_preset_uses_and_hides_webhook_paths(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FINMON_ALERTS__SENSITIVITY", "high")
+    monkeypatch.setenv("FINMON_ALERTS__ALPHA", "0.02")
+    hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+    monkeypatch.setenv("FINMON_ALERTS__TARGETS", json.dumps([{"url": hook, "format": "slack"}]))
+    code, out, _ = run(["config", "show"], capsys)
+    alerts = json.loads(out)["alerts"]
+    assert code == 0
+    assert (alerts["min_count"], alerts["alpha"], alerts["exit_windows"]) == (5, 0.02, 2)
+    assert None not in alerts.values()
+    assert alerts["targets"][0]["url"] == "https://hooks.slack.com/**********" and "XXXXSECRET" not in out

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import faust
 from prometheus_client import CollectorRegistry
 
 from models.runtime import Classifier
