@@ -55,31 +55,29 @@ def output_file(value: str) -> Path:
     return path
 
 
-def positive_number(value: str) -> float:
+def _number(value: str, kind: type[int] | type[float]) -> float:
     try:
-        number = float(value)
+        return kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+
+def positive_number(value: str) -> float:
+    number = _number(value, float)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"{value} must be above 0")
     return number
 
 
 def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    number = int(_number(value, int))
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return number
 
 
 def fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    number = _number(value, float)
     if not 0.0 <= number <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1")
     return number
