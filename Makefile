@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test setup-run setup-test kafka lint bench clean
+.PHONY: demo test unit setup-run setup-test kafka lint bench env-example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ lint: setup-test
 
 test: lint kafka
 	$(BIN)/python -m pytest
+
+# the fast layer only: no broker, no child processes (seconds)
+unit: setup-test
+	$(BIN)/python -m pytest tests/unit
+
+# deploy/compose/.env.example from the settings themselves, with the values compose needs
+ENV_EXAMPLE_SET := --set FINMON_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 --set FINMON_STREAM__WEB_HOST=0.0.0.0 \
+	--set FINMON_STREAM__DATA_DIR=/var/lib/finmon/state --set FINMON_TOPICS__PARTITIONS=6
+env-example: setup-run
+	$(BIN)/finmon config env $(ENV_EXAMPLE_SET) > deploy/compose/.env.example
 
 bench: setup-test
 	$(BIN)/python benchmarks/classifier.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -80,3 +81,34 @@ def render(settings: Settings) -> str:
     for target in shown["alerts"]["targets"]:
         target["url"] = masked_url(target["url"])
     return json.dumps(shown, indent=2, sort_keys=True)
+
+
+def env_file(values: dict[str, str]) -> str:
+    """Every setting as FINMON_ lines with its description and default, ``values`` put in their place.
+
+    Unset optional settings are commented out; ``finmon config env`` prints it, and the compose
+    example is this text with compose's own values (``make env-example``).
+    """
+    lines = [
+        "# Every finmon setting, with its description. Values are the defaults, except the ones marked",
+        "# (deployment), which this deployment needs. Copy to .env and change what you need.",
+        "# Nested sections use a double underscore: FINMON_<SECTION>__<FIELD>. Secrets are never logged.",
+    ]
+    for section, field in Settings.model_fields.items():
+        model: Any = field.annotation
+        lines += ["", f"# --- {section}: {(model.__doc__ or '').strip().splitlines()[0]}"]
+        for name, sub in model.model_fields.items():
+            variable = f"FINMON_{section.upper()}__{name.upper()}"
+            if sub.description:
+                lines.append(f"# {sub.description}")
+            default = sub.get_default(call_default_factory=True)
+            if variable in values:
+                lines += [f"# (deployment; the default is {default})", f"{variable}={values[variable]}"]
+                continue
+            if isinstance(default, Path) and default.is_absolute():  # inside the installed package
+                lines += ["# (unset: the one shipped with finmon)", f"# {variable}="]
+                continue
+            shown = json.dumps(default) if isinstance(default, (list, tuple, dict)) else default
+            shown = str(shown).lower() if isinstance(default, bool) else shown
+            lines.append(f"# {variable}=" if default is None else f"{variable}={shown}")
+    return "\n".join(lines) + "\n"

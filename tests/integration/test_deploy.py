@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.settings import Settings
+from monitor.settings import Settings, env_file
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -69,15 +69,19 @@ def test_every_path_the_compose_file_mounts_exists() -> None:
             assert (DEPLOY / "compose" / build["context"] / build["dockerfile"]).is_file()
 
 
-def test_env_example_names_every_setting_and_loads() -> None:
+def test_env_example_is_the_settings_themselves_and_loads() -> None:
     example = DEPLOY / "compose" / ".env.example"
     text = example.read_text()
+    lines = text.splitlines()
+    chosen = dict(lines[i + 1].split("=", 1) for i, line in enumerate(lines) if line.startswith("# (deployment;"))
+    assert text == env_file(chosen), "deploy/compose/.env.example is stale: run make env-example"
     for section, field in Settings.model_fields.items():
         assert field.annotation is not None
         for name in field.annotation.model_fields:
             assert f"FINMON_{section.upper()}__{name.upper()}=" in text, f"{section}.{name} is missing"
     settings = Settings(_env_file=example)  # type: ignore[call-arg]
     assert settings.kafka.bootstrap_servers == "kafka:9092" and settings.stream.web_host == "0.0.0.0"
+    assert settings.model.path == Settings().model.path  # the commented-out path leaves the shipped model
 
 
 def manifests() -> list[tuple[str, dict[str, Any]]]:
