@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.kafka import KafkaCluster, free_port
@@ -188,3 +195,165 @@ def make_alert(
 @pytest.fixture
 def pipeline(broker: str, tiny_model: Path, tmp_path: Path) -> Pipeline:
     return Pipeline(broker, f"t{uuid.uuid4().hex[:8]}", tmp_path, tiny_model, free_port(), {})
+
+
+def news_partitions(worker: Pipeline) -> set[int]:
+    """The partitions of the news topic this worker holds, from its per-partition lag gauge."""
+    topic = re.escape(worker.topics["news"])
+    pattern = rf'^finmon_consumer_lag{{partition="(\d+)",topic="{topic}"}}'
+    return {int(p) for p in re.findall(pattern, worker.metrics(), re.MULTILINE)}
+
+
+def held(worker: Pipeline) -> set[int]:
+    try:
+        return news_partitions(worker)
+    except OSError:
+        return set()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(what)
+
+
+class Receiver:
+    """A real HTTP server on loopback in its own thread; records requests, can hang the first ones."""
+
+    def __init__(self, hang_first: int = 0, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.requests: list[dict[str, Any]] = []
+        self.hang_first = hang_first
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append(
+            {"headers": dict(request.headers), "body": json.loads(body), "raw": body, "at": time.time()}
+        )
+        if len(self.requests) <= self.hang_first:
+            await asyncio.sleep(3600)
+        return web.Response(status=200)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        runner = web.AppRunner(app)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, condition: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(self.requests):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+SENTIMENT_WORDS = {"good": "positive", "bad": "negative", "flat": "neutral"}
+
+
+TOPIC_WORDS = {
+    "dividend": "Dividend",
+    "oil": "Energy / Oil",
+    "ipo": "IPO",
+    "fed": "Fed / Central Banks",
+    "": "General News / Opinion",
+}
+
+
+def good_documents(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """Documents whose labels the tiny model's words decide, so expectations are independent of it."""
+    now = datetime.now(UTC)
+    docs = []
+    for i in range(start, start + count):
+        word = list(SENTIMENT_WORDS)[i % 3]
+        topic = list(TOPIC_WORDS)[i % 5]
+        doc = {
+            "id": f"doc-{i}",
+            "published_at": (now - timedelta(seconds=i % 7)).isoformat(),
+            "source": "test",
+            "title": f"{word} {topic} w{i % 40}".replace("  ", " "),
+            "body": "$ZZZ w1" if i % 4 == 0 else "",
+            "tickers": ["acme"] if i % 2 == 0 else [],
+            "desk": "unknown fields are kept",
+        }
+        docs.append(doc)
+    return docs
+
+
+def expected_windows(docs: list[dict[str, Any]], size: int = 60) -> dict[tuple[str, str, str], Counter[str]]:
+    """Tumbling-window counts computed from the inputs alone (each id once)."""
+    counts: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    for doc in {d["id"]: d for d in docs}.values():
+        words = doc["title"].split()
+        sentiment = SENTIMENT_WORDS[words[0]]
+        topic = next((TOPIC_WORDS[w] for w in words if w in TOPIC_WORDS and w), TOPIC_WORDS[""])
+        moment = datetime.fromisoformat(doc["published_at"]).timestamp()
+        start = datetime.fromtimestamp(int(moment // size) * size, UTC).isoformat(timespec="milliseconds")
+        start = start.replace("+00:00", "Z")
+        tickers = ["ACME"] * (doc["tickers"] == ["acme"]) + ["ZZZ"] * ("$ZZZ" in doc["body"])
+        for scope, key in [("topic", topic)] + [("ticker", t) for t in tickers]:
+            counts[(scope, key, start)][sentiment] += 1
+    return counts
+
+
+def windows_match(expected: dict[tuple[str, str, str], Counter[str]]) -> Any:
+    def check(records: list[dict[str, Any]]) -> bool:
+        latest = {}
+        for r in records:
+            if r["window"] == "60s":
+                latest[(r["scope"], r["key"], r["window_start"])] = r
+        return all(
+            key in latest and {s: n for s, n in latest[key]["counts"].items() if n} == dict(counts)
+            for key, counts in expected.items()
+        )
+
+    return check
+
+
+def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:
+    return doc["id"].encode(), json.dumps(doc).encode()
+
+
+def feed_through_kills(
+    pipeline: Pipeline, size: int, seed: int, pause: tuple[float, float], chunks: int = 4
+) -> list[dict[str, Any]]:
+    """Start a worker, write a chunk of documents, kill it with SIGKILL at a random point; the last
+    worker of the series stops with SIGTERM. Returns every document written."""
+    rng = random.Random(seed)
+    docs: list[dict[str, Any]] = []
+    for number in range(chunks):
+        chunk = good_documents(size, start=size * number)
+        docs += chunk
+        worker = pipeline.start_worker()
+        try:
+            pipeline.wait_ready(worker, timeout=120)
+            pipeline.produce([encode(d) for d in chunk])
+            time.sleep(rng.uniform(*pause))  # a random point: before, during or after the batch
+        finally:
+            stop(worker, signal.SIGKILL if number < chunks - 1 else signal.SIGTERM)
+        assert worker.returncode is not None
+    return docs

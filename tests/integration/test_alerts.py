@@ -5,74 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
-from tests.integration.conftest import Pipeline, make_alert, stop
+from tests.integration.conftest import Pipeline, Receiver, make_alert, stop
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 WINDOW = 3
-
-
-class Receiver:
-    """A real HTTP server on loopback in its own thread; records requests, can hang the first ones."""
-
-    def __init__(self, hang_first: int = 0, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.requests: list[dict[str, Any]] = []
-        self.hang_first = hang_first
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.requests.append(
-            {"headers": dict(request.headers), "body": json.loads(body), "raw": body, "at": time.time()}
-        )
-        if len(self.requests) <= self.hang_first:
-            await asyncio.sleep(3600)
-        return web.Response(status=200)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        runner = web.AppRunner(app)
-        self.loop.run_until_complete(runner.setup())
-        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def wait_for(self, condition: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition(self.requests):
-                return True
-            time.sleep(0.2)
-        return False
 
 
 def alert_env(pipeline: Pipeline, receiver: Receiver) -> None:

@@ -16,8 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.conftest import REPO
-from tests.integration.conftest import Pipeline, make_alert, stop
-from tests.integration.test_pipeline import good_documents
+from tests.integration.conftest import Pipeline, good_documents, make_alert, stop
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the [dev] extra")
 pytestmark = pytest.mark.integration

@@ -20,12 +20,17 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from tests.integration.conftest import Pipeline, make_alert, stop
-from tests.integration.test_alerts import Receiver
-from tests.integration.test_pipeline import expected_windows as windows_of
-from tests.integration.test_pipeline import good_documents, windows_match
-from tests.integration.test_reliability import feed_through_kills
-from tests.integration.test_scale_out import wait_for
+from tests.integration.conftest import (
+    Pipeline,
+    Receiver,
+    feed_through_kills,
+    good_documents,
+    make_alert,
+    stop,
+    wait_for,
+    windows_match,
+)
+from tests.integration.conftest import expected_windows as windows_of
 from tests.kafka import KafkaCluster, free_port
 from tests.tiny_model import build_slow_model
 

@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import ALERTMANAGER_V4_KEYS, Pipeline, stop
-from tests.integration.test_alerts import Receiver
+from tests.integration.conftest import ALERTMANAGER_V4_KEYS, Pipeline, Receiver, stop
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration

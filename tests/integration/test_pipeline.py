@@ -8,80 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline, stop
+from tests.integration.conftest import Pipeline, encode, expected_windows, good_documents, stop, windows_match
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
-
-SENTIMENT_WORDS = {"good": "positive", "bad": "negative", "flat": "neutral"}
-TOPIC_WORDS = {
-    "dividend": "Dividend",
-    "oil": "Energy / Oil",
-    "ipo": "IPO",
-    "fed": "Fed / Central Banks",
-    "": "General News / Opinion",
-}
-
-
-def good_documents(count: int, start: int = 0) -> list[dict[str, Any]]:
-    """Documents whose labels the tiny model's words decide, so expectations are independent of it."""
-    now = datetime.now(UTC)
-    docs = []
-    for i in range(start, start + count):
-        word = list(SENTIMENT_WORDS)[i % 3]
-        topic = list(TOPIC_WORDS)[i % 5]
-        doc = {
-            "id": f"doc-{i}",
-            "published_at": (now - timedelta(seconds=i % 7)).isoformat(),
-            "source": "test",
-            "title": f"{word} {topic} w{i % 40}".replace("  ", " "),
-            "body": "$ZZZ w1" if i % 4 == 0 else "",
-            "tickers": ["acme"] if i % 2 == 0 else [],
-            "desk": "unknown fields are kept",
-        }
-        docs.append(doc)
-    return docs
-
-
-def expected_windows(docs: list[dict[str, Any]], size: int = 60) -> dict[tuple[str, str, str], Counter[str]]:
-    """Tumbling-window counts computed from the inputs alone (each id once)."""
-    counts: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
-    for doc in {d["id"]: d for d in docs}.values():
-        words = doc["title"].split()
-        sentiment = SENTIMENT_WORDS[words[0]]
-        topic = next((TOPIC_WORDS[w] for w in words if w in TOPIC_WORDS and w), TOPIC_WORDS[""])
-        moment = datetime.fromisoformat(doc["published_at"]).timestamp()
-        start = datetime.fromtimestamp(int(moment // size) * size, UTC).isoformat(timespec="milliseconds")
-        start = start.replace("+00:00", "Z")
-        tickers = ["ACME"] * (doc["tickers"] == ["acme"]) + ["ZZZ"] * ("$ZZZ" in doc["body"])
-        for scope, key in [("topic", topic)] + [("ticker", t) for t in tickers]:
-            counts[(scope, key, start)][sentiment] += 1
-    return counts
-
-
-def windows_match(expected: dict[tuple[str, str, str], Counter[str]]) -> Any:
-    def check(records: list[dict[str, Any]]) -> bool:
-        latest = {}
-        for r in records:
-            if r["window"] == "60s":
-                latest[(r["scope"], r["key"], r["window_start"])] = r
-        return all(
-            key in latest and {s: n for s, n in latest[key]["counts"].items() if n} == dict(counts)
-            for key, counts in expected.items()
-        )
-
-    return check
-
-
-def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:
-    return doc["id"].encode(), json.dumps(doc).encode()
 
 
 BAD: list[tuple[str, bytes | None]] = [

@@ -19,8 +19,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tests.integration.conftest import Pipeline, stop
-from tests.integration.test_pipeline import encode, expected_windows, good_documents, windows_match
+from tests.integration.conftest import (
+    Pipeline,
+    encode,
+    expected_windows,
+    feed_through_kills,
+    good_documents,
+    stop,
+    windows_match,
+)
 from tests.kafka import KafkaCluster
 from tests.tiny_model import build_slow_model
 
@@ -128,27 +135,6 @@ def test_a_fuzz_corpus_ends_scored_or_dead_lettered_and_the_worker_lives(pipelin
         assert re.search(r'finmon_window_events_total\{outcome="future",scope="topic"\} [1-9]', metrics)
     finally:
         stop(worker)
-
-
-def feed_through_kills(
-    pipeline: Pipeline, size: int, seed: int, pause: tuple[float, float], chunks: int = 4
-) -> list[dict[str, Any]]:
-    """Start a worker, write a chunk of documents, kill it with SIGKILL at a random point; the last
-    worker of the series stops with SIGTERM. Returns every document written."""
-    rng = random.Random(seed)
-    docs: list[dict[str, Any]] = []
-    for number in range(chunks):
-        chunk = good_documents(size, start=size * number)
-        docs += chunk
-        worker = pipeline.start_worker()
-        try:
-            pipeline.wait_ready(worker, timeout=120)
-            pipeline.produce([encode(d) for d in chunk])
-            time.sleep(rng.uniform(*pause))  # a random point: before, during or after the batch
-        finally:
-            stop(worker, signal.SIGKILL if number < chunks - 1 else signal.SIGTERM)
-        assert worker.returncode is not None
-    return docs
 
 
 def test_repeated_kills_lose_nothing_and_windows_count_each_document_once(pipeline: Pipeline) -> None:

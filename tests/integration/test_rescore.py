@@ -15,8 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from monitor.cli import main
-from tests.integration.conftest import Pipeline, stop
-from tests.integration.test_pipeline import good_documents
+from tests.integration.conftest import Pipeline, good_documents, stop
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.integration

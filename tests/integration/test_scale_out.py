@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import Pipeline, stop
-from tests.integration.test_pipeline import good_documents
+from tests.integration.conftest import Pipeline, good_documents, held, stop, wait_for
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def news_partitions(worker: Pipeline) -> set[int]:
-    """The partitions of the news topic this worker holds, from its per-partition lag gauge."""
-    topic = re.escape(worker.topics["news"])
-    pattern = rf'^finmon_consumer_lag{{partition="(\d+)",topic="{topic}"}}'
-    return {int(p) for p in re.findall(pattern, worker.metrics(), re.MULTILINE)}
-
-
-def held(worker: Pipeline) -> set[int]:
-    try:
-        return news_partitions(worker)
-    except OSError:
-        return set()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(what)
 
 
 def test_two_workers_share_partitions_and_one_takes_over_when_the_other_dies(pipeline: Pipeline) -> None:

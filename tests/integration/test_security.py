@@ -32,10 +32,7 @@ from kafka.errors import TopicAuthorizationFailedError
 
 from streams.cluster.acls import Grant, required_grants
 from streams.settings import StreamSettings, TopicSettings
-from tests.integration.conftest import Pipeline, make_alert, stop
-from tests.integration.test_alerts import Receiver
-from tests.integration.test_pipeline import encode, good_documents
-from tests.integration.test_scale_out import wait_for
+from tests.integration.conftest import Pipeline, Receiver, encode, good_documents, make_alert, stop, wait_for
 from tests.kafka import ADMIN_PASSWORD, ADMIN_USER, SCRAM, KafkaCluster, Security, free_port
 from tests.tls import Authority, make_authority, make_certificate
 
