@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.core.scoring import Message
 from streams.settings import KafkaSettings
 
 COMPANIES = [
@@ -163,21 +164,28 @@ class SyntheticNews:
         return "negative", topic, company, ticker
 
 
-def replay(path: Path) -> Iterator[dict[str, Any]]:
-    """Documents of a CSV/JSONL file, with an id and a current published_at when missing."""
-    from monitor.scoring import read_documents
+def replay(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of each row of a CSV/JSONL file, read as rescoring reads it, with an id and a current
+    published_at when missing. A row that is not a JSON object is sent as it is: the worker dead-letters
+    it with the reason, so nothing in the file is dropped on the way."""
+    from streams.batch.sources import read_file
 
-    for number, document in enumerate(read_documents(path), start=1):
-        if "_error" in document:
+    for item in read_file(path):
+        raw = item.value if isinstance(item, Message) else item.original
+        try:
+            doc = json.loads(raw or b"")
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            yield f"{path.stem}-{item.offset}".encode(), raw or b""
             continue
-        doc = dict(document)
         if not doc.get("id"):
-            doc["id"] = f"{path.stem}-{number}"
+            doc["id"] = f"{path.stem}-{item.offset}"
         if not doc.get("title") and not doc.get("body"):
             doc["title"] = doc.pop("text", "")
         if not doc.get("published_at"):
             doc["published_at"] = datetime.now(UTC).isoformat()
-        yield doc
+        yield str(doc["id"]).encode(), json.dumps(doc, ensure_ascii=False).encode()
 
 
 def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threading.Event | None = None) -> int:
@@ -187,13 +195,13 @@ def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threa
     # a feed needs no millisecond latency: lingering sends a few documents per batch, so requests stay few
     producer = KafkaProducer(**client_options(kafka), linger_ms=FEED_LINGER_MS, acks="all")
     sent = 0
-    source: Iterator[dict[str, Any]] = replay(options.replay) if options.replay else _endless(SyntheticNews(options))
+    source = replay(options.replay) if options.replay else _endless(SyntheticNews(options))
     began = time.monotonic()
     try:
-        for document in source:
+        for key, value in source:
             if (options.count is not None and sent >= options.count) or (stop is not None and stop.is_set()):
                 break
-            producer.send(topic, json.dumps(document).encode(), key=str(document["id"]).encode())
+            producer.send(topic, value, key=key)
             sent += 1
             delay = began + sent / options.rate - time.monotonic()
             if delay > 0:
@@ -204,6 +212,7 @@ def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threa
     return sent
 
 
-def _endless(generator: SyntheticNews) -> Iterator[dict[str, Any]]:
+def _endless(generator: SyntheticNews) -> Iterator[tuple[bytes, bytes]]:
     while True:
-        yield generator.next()
+        document = generator.next()
+        yield str(document["id"]).encode(), json.dumps(document).encode()

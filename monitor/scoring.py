@@ -13,37 +13,32 @@ from tqdm import tqdm
 from models.dataset import record_text
 from models.errors import DataError, InvalidTextError
 from models.runtime import Classifier, check_texts
+from streams.batch.sources import read_file
+from streams.core.records import DeadLetter
 
 CHUNK = 512
 
 
 def read_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """Documents of a CSV or JSONL file (``text``, or ``title`` + ``body``)."""
+    """Documents of a CSV or JSONL file (``text``, or ``title`` + ``body``), read as rescoring and the
+    feed read them; a row that is not a JSON object comes back as ``{"_error": (reason, detail)}``."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson"):
-        raise DataError(f"{path}: unsupported format {suffix or '(none)'}; use .csv or .jsonl")
-    with path.open(encoding="utf-8", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if not {"text", "title", "body"} & set(reader.fieldnames or []):
-                raise DataError(f"{path}: CSV needs a 'text' column (or 'title' and 'body')")
-            yield from (dict(row) for row in reader)
-            return
-        yield from _jsonl(handle)
-
-
-def _jsonl(handle: TextIO) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            columns = set(next(csv.reader(handle), []))
+        if not {"text", "title", "body"} & columns:
+            raise DataError(f"{path}: CSV needs a 'text' column (or 'title' and 'body')")
+    for item in read_file(path):
+        if isinstance(item, DeadLetter):
+            yield {"_error": (item.reason, item.detail)}
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield {"_error": ("invalid_json", f"line {number}: {exc.msg}")}
+            record = json.loads(item.value or b"")
+        except ValueError as exc:
+            yield {"_error": ("invalid_json", f"line {item.offset}: {getattr(exc, 'msg', exc)}")}
             continue
-        yield record if isinstance(record, dict) else {"_error": ("schema", f"line {number}: not a JSON object")}
+        yield record if isinstance(record, dict) else {"_error": ("schema", f"line {item.offset}: not a JSON object")}
 
 
 def document_text(document: dict[str, Any]) -> object:

@@ -156,6 +156,14 @@ def _resolve(
     return {tp: found[tp].offset if found.get(tp) is not None else high[tp] for tp in tps}
 
 
+def read_file(path: Path) -> Iterator[Item]:
+    """Every message of one JSONL or CSV file, in order: the reader training, scoring, rescoring and the feed share."""
+    kind = FILE_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unsupported format {path.suffix or '(none)'}; use .csv or .jsonl")
+    return read_shard(Shard(path.stem, kind, str(path), end=path.stat().st_size))
+
+
 def read_shard(shard: Shard, kafka: KafkaSettings | None = None, fetch_bytes: int = 16 << 20) -> Iterator[Item]:
     if shard.kind == "jsonl":
         return _read_jsonl(shard)

@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +24,6 @@ def test_synthetic_documents_are_valid_news_and_reproducible() -> None:
     assert first == again
     generator = SyntheticNews(FeedOptions(seed=3), Clock())
     docs = [generator.next() for _ in range(200)]
-    import json
-
     decoded = [decode(json.dumps(d).encode()) for d in docs]
     assert all(isinstance(d, NewsDocument) for d in decoded)
     assert len({d["id"] for d in docs}) == 200
@@ -50,7 +49,25 @@ def test_a_surge_makes_most_items_negative_about_the_key_only_during_the_surge()
 def test_replay_keeps_ids_and_fills_what_is_missing(tmp_path: Path) -> None:
     path = tmp_path / "news.csv"
     path.write_text("id,text\na1,Acme beats\n,Globex misses\n")
-    docs = list(replay(path))
-    assert [d["id"] for d in docs] == ["a1", "news-2"]
+    sent = list(replay(path))
+    docs = [json.loads(value) for _, value in sent]
+    assert [d["id"] for d in docs] == ["a1", "news-3"]  # numbered by the line it came from
+    assert [key for key, _ in sent] == [b"a1", b"news-3"]
     assert docs[1]["title"] == "Globex misses"
-    assert all(isinstance(decode(__import__("json").dumps(d).encode()), NewsDocument) for d in docs)
+    assert all(isinstance(decode(value), NewsDocument) for _, value in sent)
+
+
+def test_replay_reads_a_tickers_column_as_rescoring_does(tmp_path: Path) -> None:
+    path = tmp_path / "extra.csv"
+    path.write_text('id,title,tickers\na1,Tesla and Nike fall,"TSLA, NKE"\na2,Quiet day,\n')
+    decoded = [decode(value) for _, value in replay(path)]
+    assert all(isinstance(d, NewsDocument) for d in decoded)
+    assert [d.tickers for d in decoded if isinstance(d, NewsDocument)] == [("TSLA", "NKE"), ()]
+
+
+def test_replay_sends_a_bad_row_as_it_is_so_the_worker_dead_letters_it(tmp_path: Path) -> None:
+    path = tmp_path / "news.jsonl"
+    path.write_text('{"id": "a1", "title": "Fine"}\n{not json\n[1, 2]\n')
+    sent = list(replay(path))
+    assert [value for _, value in sent[1:]] == [b"{not json", b"[1, 2]"]
+    assert [type(decode(value)).__name__ for _, value in sent] == ["NewsDocument", "DeadLetter", "DeadLetter"]
