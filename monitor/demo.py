@@ -159,7 +159,7 @@ async def demo_loop(
     rate: float,
     inbox: AlertInbox,
     inbox_port: int,
-    worker: subprocess.Popen[bytes],
+    children: dict[str, subprocess.Popen[bytes]],
 ) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
     await asyncio.to_thread(ensure_topics, kafka, settings.topics)
@@ -172,7 +172,7 @@ async def demo_loop(
     options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0)
     feed_stop = threading.Event()
     tasks = [
-        asyncio.create_task(watch_child(worker, stop)),
+        *(asyncio.create_task(watch_child(child, stop)) for child in children.values()),
         asyncio.create_task(asyncio.to_thread(run_feed, kafka, settings.topics.news, options, feed_stop)),
         asyncio.create_task(watch(kafka, settings.topics.trends, view, stop)),
         asyncio.create_task(show(view, inbox, settings, metrics_url, urls, stop)),
@@ -221,41 +221,50 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
             process.wait(timeout)
 
 
+def start_child(command: str, env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
+    """``finmon COMMAND`` as a child, its output in STATE/COMMAND.log (this run's only)."""
+    with (state / f"{command}.log").open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", command], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+
+
 def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0) -> int:
-    if settings.stream.web_port:
-        check_port(settings.stream.web_host, settings.stream.web_port)
+    for host, chosen in ((settings.stream.web_host, settings.stream.web_port), (settings.web.host, settings.web.port)):
+        if chosen:
+            check_port(host, chosen)
     state = Path(settings.stream.data_dir)
     state.mkdir(parents=True, exist_ok=True)
     embedded = not settings.kafka.bootstrap_servers
     broker = EmbeddedBroker(log_file=state / "broker.log").start() if embedded else None
     url = broker.url if broker else str(settings.kafka.bootstrap_servers)
-    port = settings.stream.web_port or free_port()
+    port, board_port = settings.stream.web_port or free_port(), settings.web.port or free_port()
     inbox, inbox_port = AlertInbox(), free_port()
     env = worker_env(settings, url, embedded, f"http://127.0.0.1:{inbox_port}/alerts")
-    env["FINMON_STREAM__WEB_PORT"] = str(port)
+    env["FINMON_STREAM__WEB_PORT"], env["FINMON_WEB__PORT"] = str(port), str(board_port)
     web = f"http://{settings.stream.web_host}:{port}"
-    urls = f"dashboard {web}/dashboard  " if settings.web.enabled else ""
+    urls = f"dashboard http://{settings.web.host}:{board_port}/dashboard  " if settings.web.enabled else ""
     urls += f"metrics {web}/metrics  broker {url}"
     print(f"finmon demo: {urls}", flush=True)
-    with (state / "worker.log").open("wb") as log_file:  # this run's log only
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "worker"], env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
+    children = {"worker": start_child("worker", env, state)}
+    if settings.web.enabled:
+        children["dashboard"] = start_child("dashboard", env, state)
+    pids = ", ".join(f"{name} pid {child.pid}" for name, child in children.items())
     print(
-        f"finmon demo: broker pid {broker.process.pid if broker and broker.process else '-'}, "
-        f"worker pid {worker.pid}; logs in {state}",
-        flush=True,
+        f"finmon demo: broker pid {broker.process.pid if broker and broker.process else '-'}, {pids}; logs in {state}"
     )
     try:
-        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port, worker))
+        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port, children))
     finally:
-        died = worker.poll()
-        stop_process(worker)
+        died = {name: child.poll() for name, child in children.items() if child.poll() is not None}
+        for child in children.values():
+            stop_process(child)
         if broker:
             broker.stop()
-    if died is not None:
-        why = last_error(state / "worker.log")
-        print(f"finmon demo: error: the worker exited with status {died}: {why}", file=sys.stderr, flush=True)
+    for name, status in died.items():
+        why = last_error(state / f"{name}.log")
+        print(f"finmon demo: error: the {name} exited with status {status}: {why}", file=sys.stderr, flush=True)
+    if died:
         return 1
     print("finmon demo: stopped", flush=True)
     return 0

@@ -13,7 +13,7 @@ from monitor.settings import Settings
 
 
 def export(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.web.feedback import training_rows
+    from monitor.web.feedback import FeedbackError, FeedbackRecord, training_rows
     from streams.batch.sources import plan_topic, read_shard
     from streams.cluster.preflight import check_cluster
     from streams.core.scoring import Message
@@ -26,15 +26,17 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     if not args.output.parent.is_dir():
         raise UsageError(f"{args.output.parent}: no such folder")
     topic = settings.topics.feedback
-    records: list[Any] = []
+    records: list[FeedbackRecord] = []
     skipped = 0
     for shard in plan_topic(settings.kafka, topic, None, None, 1 << 62):
         for item in read_shard(shard, settings.kafka):
             try:
-                records.append(json.loads(item.value or b"") if isinstance(item, Message) else None)
-            except ValueError:
+                if not isinstance(item, Message):
+                    raise FeedbackError(item.detail)
+                records.append(FeedbackRecord.decode(item.value or b""))
+            except (ValueError, FeedbackError):
                 skipped += 1
-    rows = training_rows([r for r in records if r is not None])
+    rows = training_rows(records)
     _write(args.output, rows)
     corrected = sum(1 for r in rows if r["verdict"] == "corrected")
     print(

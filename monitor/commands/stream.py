@@ -70,13 +70,26 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         alerting=settings.alerts,
     )
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
-    if settings.web.enabled:
-        from monitor.web.server import mount
-
-        mount(app, settings, info)
-        print(f"finmon worker: dashboard {web}/dashboard", flush=True)
     print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
     run_app(app, args.verbose)
+    return 0
+
+
+def dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """The dashboard service: reads the topics outside any consumer group, serves the page and its API."""
+    from aiohttp import web
+
+    from monitor.web.server import create_dashboard
+
+    require_broker(settings)
+    where = f"http://{settings.web.host}:{settings.web.port}"
+    print(f"finmon dashboard: {where}/dashboard (health {where}/health)", flush=True)
+    try:
+        web.run_app(create_dashboard(settings), host=settings.web.host, port=settings.web.port, print=None)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {settings.web.host}:{settings.web.port} ({exc.strerror}): set FINMON_WEB__PORT"
+        ) from exc
     return 0
 
 
@@ -128,6 +141,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run the streaming worker against a Kafka cluster")
     p.set_defaults(handler=worker)
+    p = sub.add_parser("dashboard", help="serve the dashboard (reads the topics; run one or more beside the workers)")
+    p.set_defaults(handler=dashboard)
     p = sub.add_parser("alerts", help="deliver alerts to the webhook targets (without scoring)")
     p.set_defaults(handler=alerts)
     p = sub.add_parser("feed", help="send a synthetic stream or replay a file onto the news topic")

@@ -72,6 +72,7 @@ class Board:
         self.feed.append(item)
         version = str(item.get("model_version"))
         self.versions[version] = self.versions.get(version, 0) + 1
+        self.model["version"] = version  # the model that scored the latest document
 
     def add_trend(self, record: dict[str, Any]) -> None:
         if record.get("window") != self.window or record.get("scope") not in ("topic", "ticker"):

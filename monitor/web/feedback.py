@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,31 +39,65 @@ def _label(payload: dict[str, Any], name: str, labels: tuple[str, ...], required
     return str(value)
 
 
-def feedback_record(payload: object, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """An analyst's review of one document (the ``feedback`` topic): their labels beside the model's."""
+
+    id: str
+    text: str
+    model_sentiment: str
+    sentiment: str
+    verdict: str
+    at: str
+    model_topic: str | None = None
+    topic: str | None = None
+    model_version: str | None = None
+    analyst: str | None = None
+    schema_version: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | dict[str, Any]) -> FeedbackRecord:
+        data = json.loads(raw) if isinstance(raw, bytes | str) else raw
+        if not isinstance(data, dict):
+            raise FeedbackError("a feedback record is a JSON object")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise FeedbackError(f"not a feedback record: {exc}") from None
+
+
+def feedback_record(payload: object, now: datetime | None = None) -> FeedbackRecord:
     """Validate what the page sent; the analyst's labels, the model's labels, who and when."""
     if not isinstance(payload, dict):
         raise FeedbackError("expected a JSON object")
-    record = {
-        "schema_version": 1,
-        "id": _text(payload, "id", 300),
-        "text": _text(payload, "text", MAX_TEXT),
-        "model_topic": _label(payload, "model_topic", TOPIC_LABELS, required=False),
-        "model_sentiment": _label(payload, "model_sentiment", SENTIMENT_LABELS),
-        "model_version": _text(payload, "model_version", 200, required=False),
-        "topic": _label(payload, "topic", TOPIC_LABELS),
-        "sentiment": _label(payload, "sentiment", SENTIMENT_LABELS),
-        "analyst": _text(payload, "analyst", 100, required=False),
-        "at": (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
-    agreed = record["topic"] in (record["model_topic"], None) and record["sentiment"] == record["model_sentiment"]
-    record["verdict"] = "confirmed" if agreed else "corrected"
-    return record
+    model_topic = _label(payload, "model_topic", TOPIC_LABELS, required=False)
+    model_sentiment = _label(payload, "model_sentiment", SENTIMENT_LABELS)
+    # a headline shown under a ticker alert has no model topic: the analyst may judge its sentiment alone
+    topic = _label(payload, "topic", TOPIC_LABELS, required=model_topic is not None)
+    sentiment = _label(payload, "sentiment", SENTIMENT_LABELS)
+    agreed = topic in (model_topic, None) and sentiment == model_sentiment
+    return FeedbackRecord(
+        id=str(_text(payload, "id", 300)),
+        text=str(_text(payload, "text", MAX_TEXT)),
+        model_topic=model_topic,
+        model_sentiment=str(model_sentiment),
+        model_version=_text(payload, "model_version", 200, required=False),
+        topic=topic,
+        sentiment=str(sentiment),
+        analyst=_text(payload, "analyst", 100, required=False),
+        at=(now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        verdict="confirmed" if agreed else "corrected",
+    )
 
 
-def training_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def training_rows(records: list[FeedbackRecord]) -> list[dict[str, Any]]:
     """One training example per document (its latest review), in the format `finmon train` reads."""
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if isinstance(record, dict) and record.get("id") and record.get("text"):
-            latest[str(record["id"])] = record
-    return [{name: r.get(name) for name in TRAINING_FIELDS} for r in latest.values()]
+    latest = {record.id: record for record in records if record.id and record.text}
+    return [{name: getattr(r, name) for name in TRAINING_FIELDS} for r in latest.values()]

@@ -1,11 +1,15 @@
-"""The dashboard's routes on the worker's web server: the page, its live updates, feedback.
+"""The dashboard service (``finmon dashboard``): the page, its live updates, analyst feedback.
+
+It is its own process, outside the workers' consumer group: one or more behind a load balancer
+read the topics (trends, alerts and feedback, and a sample of the scored feed) while the workers
+serve only /metrics and /health.
 
 /dashboard            the page (static HTML, CSS and JS committed beside this module; no build step)
 /api/snapshot         the board as JSON (filters: topic, ticker, sentiment)
 /api/events           the same, pushed as server-sent events every ``push_interval`` seconds
 /api/feedback (POST)  an analyst's review of a document, produced to the feedback topic
 With a token set, all of them answer 401 unless the request carries it (bearer header, the
-cookie the page sets, or ``?token=`` on the first visit). /metrics and /health stay open.
+cookie the page sets, or ``?token=`` on the first visit). /health stays open.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import faust
 from aiohttp import web as aioweb
-from faust.web import View
+from aiokafka import AIOKafkaProducer
 
 from monitor.settings import Settings
 from monitor.web.board import Board
 from monitor.web.feedback import FeedbackError, feedback_record
 from monitor.web.tap import tap
+from streams.cluster.topics import client_options
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -52,93 +56,116 @@ class Gate:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
 
-def filters(request: Any) -> dict[str, str | None]:
+def filters(request: aioweb.Request) -> dict[str, str | None]:
     return {name: (request.query.get(name) or None) for name in ("topic", "ticker", "sentiment")}
 
 
-def mount(app: faust.App, settings: Settings, model: dict[str, str]) -> Board:
-    """Add the dashboard to a worker app; the board is fed by a task reading the topics."""
-    web = settings.web
-    board = Board(
-        f"{settings.windows.tumbling_seconds}s",
-        web.history_windows,
-        feed_per_second=web.feed_per_second,
-        max_tickers=web.max_tickers,
-    )
-    board.model = dict(model)
-    gate = Gate(web.token.get_secret_value() if web.token else None)
-    feedback = app.topic(settings.topics.feedback, key_serializer="raw", value_serializer="raw")
-    stopping = asyncio.Event()
-    assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
-    page_html = (STATIC / "index.html").read_bytes()
+def unauthorized() -> aioweb.Response:
+    return aioweb.json_response({"error": "unauthorized: this finmon needs its access token"}, status=401)
 
-    def refuse(view: View) -> Any:
-        return view.json({"error": "unauthorized: this finmon needs its access token"}, status=401)
 
-    @app.page("/dashboard")
-    class Dashboard(View):
-        async def get(self, request: Any) -> Any:
-            if not gate.allows(request):
-                return self.text("401: this finmon dashboard needs its access token (?token=...)\n", status=401)
-            response = aioweb.Response(body=page_html, content_type="text/html", charset="utf-8")
-            if gate.token is not None and request.query.get("token"):
-                response.set_cookie(COOKIE, gate.token, httponly=True, samesite="Strict", path="/")
-            return response
+class Dashboard:
+    """The routes of one dashboard process, over a board that ``tap`` keeps fed."""
 
-    @app.page("/dashboard/{asset}")
-    class Asset(View):
-        async def get(self, request: Any, asset: str) -> Any:
-            if not gate.allows(request):
-                return refuse(self)
-            if asset not in assets:
-                return self.json({"error": "not found"}, status=404)
-            return aioweb.Response(body=assets[asset], content_type=ASSETS[asset], charset="utf-8")
+    def __init__(self, settings: Settings) -> None:
+        web = settings.web
+        self.settings, self.web = settings, web
+        self.board = Board(
+            f"{settings.windows.tumbling_seconds}s", web.history_windows, feed_per_second=web.feed_per_second,
+            max_tickers=web.max_tickers,
+        )  # fmt: skip
+        self.gate = Gate(web.token.get_secret_value() if web.token else None)
+        self.assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
+        self.page_html = (STATIC / "index.html").read_bytes()
+        self.stopping = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
 
-    @app.page("/api/snapshot")
-    class Snapshot(View):
-        async def get(self, request: Any) -> Any:
-            return self.json(board.snapshot(**filters(request))) if gate.allows(request) else refuse(self)
+    async def page(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        if not self.gate.allows(request):
+            return aioweb.Response(text="401: this finmon dashboard needs its access token (?token=...)\n", status=401)
+        response = aioweb.Response(body=self.page_html, content_type="text/html", charset="utf-8")
+        if self.gate.token is not None and request.query.get("token"):
+            response.set_cookie(COOKIE, self.gate.token, httponly=True, samesite="Strict", path="/")
+        return response
 
-    @app.page("/api/events")
-    class Events(View):
-        async def get(self, request: Any) -> Any:
-            if not gate.allows(request):
-                return refuse(self)
-            response = aioweb.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            )
-            await response.prepare(request)
-            chosen = filters(request)
-            try:
-                while not stopping.is_set():
-                    data = json.dumps(board.snapshot(**chosen), separators=(",", ":"))
-                    await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=web.push_interval)
-            except (ConnectionResetError, RuntimeError):
-                pass  # the page went away
-            return response
+    async def asset(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        name = request.match_info["asset"]
+        if not self.gate.allows(request):
+            return unauthorized()
+        if name not in self.assets:
+            return aioweb.json_response({"error": "not found"}, status=404)
+        return aioweb.Response(body=self.assets[name], content_type=ASSETS[name], charset="utf-8")
 
-    @app.page("/api/feedback")
-    class Feedback(View):
-        async def post(self, request: Any) -> Any:
-            if not gate.allows(request):
-                return refuse(self)
-            try:
-                record = feedback_record(await request.json())
-            except (FeedbackError, ValueError) as exc:
-                return self.json({"error": str(exc)}, status=400)
-            sent = await feedback.send(key=str(record["id"]).encode(), value=json.dumps(record).encode())
-            await sent
-            board.add_feedback(record)
-            return self.json(record, status=202)
+    async def icon(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return aioweb.Response(body=ICON, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
-    @app.task
-    async def feed_board() -> None:
-        await tap(settings.kafka, settings.topics, board, stopping)
+    async def health(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return aioweb.json_response({"status": "ready", "scored_seen": self.board.scored_total})
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def close_streams(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        stopping.set()
+    async def snapshot(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        if not self.gate.allows(request):
+            return unauthorized()
+        return aioweb.json_response(self.board.snapshot(**filters(request)))
 
-    return board
+    async def events(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        if not self.gate.allows(request):
+            return unauthorized()
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        response = aioweb.StreamResponse(headers=headers)
+        await response.prepare(request)
+        chosen = filters(request)
+        try:
+            while not self.stopping.is_set():
+                data = json.dumps(self.board.snapshot(**chosen), separators=(",", ":"))
+                await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=self.web.push_interval)
+        except (ConnectionResetError, RuntimeError):
+            pass  # the page went away
+        return response
+
+    async def feedback(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        if not self.gate.allows(request):
+            return unauthorized()
+        try:
+            record = feedback_record(await request.json())
+        except (FeedbackError, ValueError) as exc:
+            return aioweb.json_response({"error": str(exc)}, status=400)
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.settings.topics.feedback, record.encode(), key=record.id.encode())
+        self.board.add_feedback(record.as_dict())
+        return aioweb.json_response(record.as_dict(), status=202)
+
+    async def run(self, app: aioweb.Application) -> Any:
+        """aiohttp's cleanup context: the producer and the board's feed live as long as the server."""
+        options = client_options(self.settings.kafka)
+        self.producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=False)  # type: ignore[arg-type]
+        await self.producer.start()
+        feeding = asyncio.create_task(tap(self.settings.kafka, self.settings.topics, self.board, self.stopping))
+        yield
+        self.stopping.set()
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+        await self.producer.stop()
+
+
+def create_dashboard(settings: Settings) -> aioweb.Application:
+    dashboard = Dashboard(settings)
+    app = aioweb.Application()
+    app.router.add_get("/dashboard", dashboard.page)
+    app.router.add_get("/dashboard/{asset}", dashboard.asset)
+    app.router.add_get("/favicon.ico", dashboard.icon)
+    app.router.add_get("/health", dashboard.health)
+    app.router.add_get("/api/snapshot", dashboard.snapshot)
+    app.router.add_get("/api/events", dashboard.events)
+    app.router.add_post("/api/feedback", dashboard.feedback)
+    app.cleanup_ctx.append(dashboard.run)
+    app["dashboard"] = dashboard
+    return app
+
+
+ICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+    b'fill="#14213d"/><path d="M2 11 6 7l3 3 5-6" stroke="#fca311" stroke-width="2" fill="none"/></svg>'
+)

@@ -1,4 +1,4 @@
-"""The web section of finmon's settings: the dashboard served by the worker."""
+"""The web section of finmon's settings: the dashboard service (``finmon dashboard``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class WebSettings(BaseModel):
-    """The dashboard and its API, on the worker's web port (``stream.web_host``, ``stream.web_port``)."""
+    """The dashboard and its API, its own process beside the workers."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = Field(True, description="Serve /dashboard and /api from the worker.")
+    enabled: bool = Field(True, description="Whether `finmon demo` starts the dashboard.")
+    host: str = Field("127.0.0.1", description="Bind address of the dashboard service.")
+    port: int = Field(6067, ge=0, le=65535, description="Port of the dashboard service (/dashboard, /api, /health).")
     token: SecretStr | None = Field(
         None, description="When set, /dashboard and /api need it (bearer header, cookie or ?token=); else 401."
     )

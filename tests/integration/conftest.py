@@ -46,6 +46,7 @@ class Pipeline:
     web_port: int
     extra_env: dict[str, str]
     client: dict[str, Any] = field(default_factory=dict)  # kafka-python options: TLS, SASL
+    dashboard_port: int = field(default_factory=free_port)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -69,6 +70,7 @@ class Pipeline:
                 "FINMON_STREAM__SESSION_TIMEOUT": "6",
                 "FINMON_STREAM__HEARTBEAT_INTERVAL": "2",
                 "FINMON_STREAM__WEB_PORT": str(self.web_port),
+                "FINMON_WEB__PORT": str(self.dashboard_port),
                 "FINMON_STREAM__DATA_DIR": str(self.folder / "state"),
                 "FINMON_WINDOWS__EMIT_INTERVAL": "1",
                 **{f"FINMON_TOPICS__{k.upper()}": v for k, v in self.topics.items()},
@@ -87,18 +89,33 @@ class Pipeline:
             start_new_session=True,
         )
 
-    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    def start_dashboard(self) -> subprocess.Popen[bytes]:
+        """``finmon dashboard`` on ``dashboard_port``, ready once its /health answers."""
+        log = (self.folder / "dashboard.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "dashboard"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(process, port=self.dashboard_port, log="dashboard.log")
+        return process
+
+    def wait_ready(
+        self, process: subprocess.Popen[bytes], timeout: float = 60.0, port: int | None = None, log: str = "worker.log"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert process.poll() is None, (self.folder / "worker.log").read_text()
+            assert process.poll() is None, (self.folder / log).read_text()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=1) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port or self.web_port}/health", timeout=1) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
             time.sleep(0.3)
-        raise AssertionError("worker did not become ready:\n" + (self.folder / "worker.log").read_text()[-3000:])
+        raise AssertionError(f"{log} did not become ready:\n" + (self.folder / log).read_text()[-3000:])
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:

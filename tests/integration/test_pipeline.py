@@ -127,8 +127,8 @@ def test_demo_starts_scores_shows_windows_and_stops_cleanly(tiny_model: Path, tm
     assert scored and max(scored) > 50
     assert re.search(r"^\s+\S.*\d+\s+\d+\s+\d+\s+\d+%", out, re.MULTILINE), out[-2000:]
     assert "finmon demo: stopped" in out
-    pids = [int(p) for p in re.findall(r"(?:broker|worker) pid (\d+)", out)]
-    assert len(pids) == 2
+    pids = [int(p) for p in re.findall(r"(?:broker|worker|dashboard) pid (\d+)", out)]
+    assert len(pids) == 3
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} left behind"
 
@@ -173,5 +173,5 @@ def test_the_demo_reports_a_worker_that_dies_and_exits_non_zero(tmp_path: Path) 
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("finmon demo: error: the worker exited with status 2: finmon: error: model folder"), last
-    pids = [int(p) for p in re.findall(r"(?:broker|worker) pid (\d+)", result.stdout)]
-    assert len(pids) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    pids = [int(p) for p in re.findall(r"(?:broker|worker|dashboard) pid (\d+)", result.stdout)]
+    assert len(pids) == 3 and not any(Path(f"/proc/{pid}").exists() for pid in pids)

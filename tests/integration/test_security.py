@@ -141,20 +141,24 @@ def test_over_tls_the_worker_feed_rescore_and_dashboard_connect(
 ) -> None:
     pipeline = secured(tls_cluster, authority, tiny_model, tmp_path, user=None)
     worker = pipeline.start_worker()
+    dashboard = None
     try:
         pipeline.wait_ready(worker)
+        dashboard = pipeline.start_dashboard()
         fed = finmon(pipeline, "feed", "--count", "30", "--rate", "200")
         assert fed.returncode == 0 and "sent 30" in fed.stdout, fed.stderr
         scored = pipeline.consume("scored", lambda r: len(r) >= 30)
         assert len(scored) == 30
 
         def shown() -> int:
-            with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.web_port}/api/snapshot", timeout=2) as page:
+            with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.dashboard_port}/api/snapshot", timeout=2) as page:
                 return int(json.loads(page.read())["scored_total"])
 
         wait_for(lambda: shown() >= 30, "the dashboard read the scored news over TLS", 60)
     finally:
         stop(worker)
+        if dashboard is not None:
+            stop(dashboard)
     out = tmp_path / "rescored.jsonl"
     rescored = finmon(pipeline, "rescore", "--topic", pipeline.topics["news"], "--output", str(out), "--no-progress")
     assert rescored.returncode == 0, rescored.stderr
@@ -169,7 +173,7 @@ def test_a_wrong_ca_is_refused_in_one_line_before_anything_is_consumed(
     stranger = make_authority(tmp_path / "other-ca", "some-other-ca")
     pipeline.extra_env["FINMON_KAFKA__SSL_CAFILE"] = str(stranger.cert)
     rescore = ["rescore", "--topic", pipeline.topics["news"], "--output", str(tmp_path / "out.jsonl")]
-    for command in (["worker"], ["feed", "--count", "1"], rescore):
+    for command in (["worker"], ["dashboard"], ["feed", "--count", "1"], rescore):
         result = finmon(pipeline, *command)
         assert result.returncode == 2, (command, result.stderr[-2000:])
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("finmon: error: TLS:"), result.stderr

@@ -13,6 +13,12 @@
     last: null,
   };
   window.finmonLoadedAt = Date.now(); // tests check the page never reloads
+  if (new URLSearchParams(location.search).has("token")) {
+    // the server has set its cookie: keep the token out of the address bar, history and bookmarks
+    const url = new URL(location.href);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -100,7 +106,8 @@
 
   function renderHeader(snap) {
     const m = snap.model || {};
-    $("model").textContent = `model ${m.version || "?"} · ${m.provider || "?"} (${m.precision || "?"})`;
+    const seen = Object.keys(m.versions_seen || {});
+    $("model").textContent = `model ${m.version || "?"}` + (seen.length > 1 ? ` (${seen.length} versions seen)` : "");
     $("throughput").textContent = `${Number(snap.throughput || 0).toFixed(1)} docs/s`;
     $("total").textContent = `${snap.scored_total || 0} scored`;
     $("window-label").textContent = `per ${snap.window} window, newest right; bars: volume`;
@@ -131,7 +138,12 @@
 
   function renderGrid(snap) {
     const grid = $("grid");
-    if (!snap.topics.length) return;
+    if (!snap.topics.length) {
+      const filtered = Object.values(state.filters).some((v) => v);
+      const note = filtered ? "no matches: no windows for these filters yet" : "waiting for the first windows…";
+      grid.replaceChildren(el("p", "muted empty", note));
+      return;
+    }
     const cards = snap.topics.map((topic) => {
       const points = topic.points || [];
       const latest = points[points.length - 1] || { negative_share: 0, total: 0, counts: {} };
@@ -202,7 +214,8 @@
 
   function renderFeed(snap) {
     const feed = $("feed");
-    $("feed-note").textContent = "a sample of the latest scored headlines";
+    const empty = !(snap.feed || []).length && Object.values(state.filters).some((v) => v);
+    $("feed-note").textContent = empty ? "no matches for these filters" : "a sample of the latest scored headlines";
     feed.replaceChildren(
       ...(snap.feed || []).map((doc) => {
         const item = el("li");
@@ -231,15 +244,16 @@
       box.appendChild(el("span", "reviewed", verdict));
       return box;
     }
+    const error = el("span", "error");
     const keep = el("button", "confirm", "✓");
     keep.type = "button";
     keep.title = "the model is right";
-    keep.addEventListener("click", () => submit(doc, doc.topic, doc.sentiment, null));
+    keep.addEventListener("click", () => submit(doc, doc.topic, doc.sentiment, error));
     const fix = el("button", "correct", "✎");
     fix.type = "button";
     fix.title = "the model is wrong: give the right labels";
     fix.addEventListener("click", () => openForm(doc, container));
-    box.append(keep, fix);
+    box.append(keep, fix, error);
     return box;
   }
 

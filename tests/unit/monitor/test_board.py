@@ -1,10 +1,11 @@
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 import pytest
 
 from monitor.web.board import Board
-from monitor.web.feedback import FeedbackError, feedback_record, training_rows
+from monitor.web.feedback import FeedbackError, FeedbackRecord, feedback_record, training_rows
 
 
 class Clock:
@@ -110,8 +111,17 @@ def test_feedback_records_are_validated_and_export_the_latest_review() -> None:
     }
     when = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     record = feedback_record(payload, when)
-    assert record["verdict"] == "corrected" and record["at"] == "2026-11-24T09:30:00Z"
-    assert feedback_record({**payload, "sentiment": "neutral"})["verdict"] == "confirmed"
+    assert record.verdict == "corrected" and record.at == "2026-11-24T09:30:00Z"
+    assert FeedbackRecord.decode(record.encode()) == record  # one encoding, read back the same
+    assert feedback_record({**payload, "sentiment": "neutral"}).verdict == "confirmed"
+    ticker_alert = {
+        **payload,
+        "model_topic": None,
+        "topic": None,
+        "sentiment": "negative",
+        "model_sentiment": "negative",
+    }
+    assert feedback_record(ticker_alert).verdict == "confirmed"  # a headline under a ticker alert has no topic
     for broken, message in [
         ([], "JSON object"),
         ({**payload, "id": ""}, "id is required"),
@@ -121,8 +131,10 @@ def test_feedback_records_are_validated_and_export_the_latest_review() -> None:
     ]:
         with pytest.raises(FeedbackError, match=message):
             feedback_record(broken)
-    later = {**record, "sentiment": "positive"}
-    rows = training_rows([record, {"junk": True}, later])
+    later = dataclasses.replace(record, sentiment="positive")
+    with pytest.raises(FeedbackError):
+        FeedbackRecord.decode(b'{"junk": true}')
+    rows = training_rows([record, later])
     assert rows == [
         {
             "text": "Oil slumps",
