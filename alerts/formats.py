@@ -5,46 +5,48 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from alerts.records import Alert
+
 FORMATS = ("json", "alertmanager", "slack")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _labels(alert: dict[str, Any]) -> dict[str, str]:
+def _labels(alert: Alert) -> dict[str, str]:
     return {
         "alertname": "FinmonNegativeSpike",
-        "scope": str(alert["scope"]),
-        "key": str(alert["key"]),
-        "severity": str(alert.get("severity", "warning")),
+        "scope": alert.scope,
+        "key": alert.key,
+        "severity": alert.severity,
         "source": "finmon",
     }
 
 
-def _summary(alert: dict[str, Any]) -> str:
+def _summary(alert: Alert) -> str:
     return (
-        f"Negative news {alert['status']} on {alert['scope']} {alert['key']}: "
-        f"{alert['observed_negative_share']:.0%} negative of {alert['count']} "
-        f"(baseline {alert['baseline_negative_share']:.0%})"
+        f"Negative news {alert.status} on {alert.scope} {alert.key}: "
+        f"{alert.observed_negative_share:.0%} negative of {alert.count} "
+        f"(baseline {alert.baseline_negative_share:.0%})"
     )
 
 
-def alertmanager(alert: dict[str, Any], receiver: str = "finmon", external_url: str = "") -> dict[str, Any]:
+def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "") -> dict[str, Any]:
     """The payload Alertmanager posts to webhook receivers (version 4)."""
     labels = _labels(alert)
-    headlines = "; ".join(str(h.get("title", "")) for h in alert.get("headlines", []))
+    headlines = "; ".join(h.title for h in alert.headlines)
     annotations = {
         "summary": _summary(alert),
         "headlines": headlines,
-        "p_value": f"{alert.get('p_value', '')}",
-        "alert_id": str(alert["alert_id"]),
+        "p_value": f"{alert.p_value}",
+        "alert_id": alert.alert_id,
     }
-    resolved = alert["status"] == "resolved"
-    started = alert.get("started_at") or alert["window"]["start"]
+    resolved = alert.status == "resolved"
+    started = alert.started_at or alert.window.start
     group_labels = {"scope": labels["scope"], "key": labels["key"]}
     return {
         "version": "4",
         "groupKey": "{}:" + "{" + f'scope="{labels["scope"]}", key="{labels["key"]}"' + "}",
         "truncatedAlerts": 0,
-        "status": alert["status"],
+        "status": alert.status,
         "receiver": receiver,
         "groupLabels": group_labels,
         "commonLabels": labels,
@@ -52,11 +54,11 @@ def alertmanager(alert: dict[str, Any], receiver: str = "finmon", external_url: 
         "externalURL": external_url,
         "alerts": [
             {
-                "status": alert["status"],
+                "status": alert.status,
                 "labels": labels,
                 "annotations": annotations,
                 "startsAt": started,
-                "endsAt": alert["window"]["end"] if resolved else ZERO_TIME,
+                "endsAt": alert.window.end if resolved else ZERO_TIME,
                 "generatorURL": external_url,
                 "fingerprint": hashlib.sha256(str(sorted(labels.items())).encode()).hexdigest()[:16],
             }
@@ -64,19 +66,19 @@ def alertmanager(alert: dict[str, Any], receiver: str = "finmon", external_url: 
     }
 
 
-def slack(alert: dict[str, Any]) -> dict[str, Any]:
+def slack(alert: Alert) -> dict[str, Any]:
     """Slack incoming-webhook text: the summary and the driving headlines."""
-    icon = ":rotating_light:" if alert["status"] == "firing" else ":white_check_mark:"
+    icon = ":rotating_light:" if alert.status == "firing" else ":white_check_mark:"
     lines = [f"{icon} *{_summary(alert)}*"]
-    lines += [f"• {h.get('title', '')} ({float(h.get('score', 0.0)):+.2f})" for h in alert.get("headlines", [])]
-    if alert.get("tickers"):
-        lines.append("Tickers: " + ", ".join(alert["tickers"]))
+    lines += [f"• {h.title} ({h.score:+.2f})" for h in alert.headlines]
+    if alert.tickers:
+        lines.append("Tickers: " + ", ".join(alert.tickers))
     return {"text": "\n".join(lines)}
 
 
-def render(alert: dict[str, Any], fmt: str, receiver: str = "finmon") -> dict[str, Any]:
+def render(alert: Alert, fmt: str, receiver: str = "finmon") -> dict[str, Any]:
     if fmt == "json":
-        return alert
+        return alert.model_dump(mode="json")
     if fmt == "alertmanager":
         return alertmanager(alert, receiver)
     if fmt == "slack":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from alerts.records import KeyState, WindowStats, alert_id
+from alerts.records import Alert, AlertWindow, Headline, KeyState, WindowStats, alert_id
 from alerts.settings import DetectorSettings
 from alerts.stats import binomial_sf, poisson_sf
 
@@ -41,7 +41,7 @@ class SpikeDetector:
             return KeyState(self.settings.prior_share, self.settings.prior_count)
         return KeyState.from_dict(found)
 
-    def observe(self, stats: WindowStats) -> list[dict[str, Any]]:
+    def observe(self, stats: WindowStats) -> list[Alert]:
         state = self.state(stats.scope, stats.key)
         if stats.window_start <= state.last_window:
             return []
@@ -50,16 +50,16 @@ class SpikeDetector:
         self.store[f"{stats.scope}|{stats.key}"] = state.as_dict()
         return produced
 
-    def _judge(self, state: KeyState, stats: WindowStats) -> list[dict[str, Any]]:
+    def _judge(self, state: KeyState, stats: WindowStats) -> list[Alert]:
         if state.firing is not None:
             produced = self._while_firing(state, stats)
             self._learn(state, stats, self.settings.firing_learning)
             return produced
         decision = self._test(state, stats) if state.windows >= self.settings.warmup_windows else None
         if decision is not None and stats.end_seconds > state.cooldown_until:
-            state.firing = self._alert(state, stats, "firing", decision)
-            state.calm = 0
-            return [state.firing]
+            firing = self._alert(state, stats, "firing", decision)
+            state.firing, state.calm = firing.model_dump(mode="json"), 0
+            return [firing]
         self._learn(state, stats)
         return []
 
@@ -76,17 +76,14 @@ class SpikeDetector:
             return {"reason": "negative_volume", "p_value": volume_p}
         return None
 
-    def _while_firing(self, state: KeyState, stats: WindowStats) -> list[dict[str, Any]]:
+    def _while_firing(self, state: KeyState, stats: WindowStats) -> list[Alert]:
         calm = stats.total == 0 or stats.share < state.baseline_share * self.settings.exit_lift
         state.calm = state.calm + 1 if calm else 0
         if state.calm < self.settings.exit_windows:
             return []
-        firing = state.firing or {}
-        resolved = {
-            **self._alert(state, stats, "resolved", {"reason": firing.get("reason"), "p_value": firing.get("p_value")}),
-            "alert_id": firing.get("alert_id"),
-            "started_at": firing.get("window", {}).get("start"),
-        }
+        firing = Alert.model_validate(state.firing)
+        ended = self._alert(state, stats, "resolved", {"reason": firing.reason, "p_value": firing.p_value})
+        resolved = ended.model_copy(update={"alert_id": firing.alert_id, "started_at": firing.window.start})
         state.firing = None
         state.calm = 0
         state.cooldown_until = stats.end_seconds + self.settings.cooldown_seconds
@@ -101,27 +98,26 @@ class SpikeDetector:
         state.baseline_negative = (1 - weight) * state.baseline_negative + weight * stats.negative
         state.windows += 1
 
-    def _alert(self, state: KeyState, stats: WindowStats, status: str, decision: dict[str, Any]) -> dict[str, Any]:
+    def _alert(self, state: KeyState, stats: WindowStats, status: str, decision: dict[str, Any]) -> Alert:
         lift = stats.share / state.baseline_share if state.baseline_share else 0.0
         p_value = float(decision.get("p_value") or 1.0)
         severity = "critical" if p_value < self.settings.alpha / 100 and lift >= 2 else "warning"
         headlines = sorted(stats.headlines, key=lambda h: float(h.get("score", 0.0)))[:MAX_HEADLINES]
-        return {
-            "schema_version": 1,
-            "alert_id": alert_id(stats.scope, stats.key, stats.window_start),
-            "status": status,
-            "scope": stats.scope,
-            "key": stats.key,
-            "reason": decision.get("reason"),
-            "window": {"start": stats.window_start, "end": stats.window_end},
-            "observed_negative_share": round(stats.share, 6),
-            "baseline_negative_share": round(state.baseline_share, 6),
-            "lift": round(lift, 4),
-            "count": stats.total,
-            "negative_count": stats.negative,
-            "p_value": p_value,
-            "severity": severity,
-            "headlines": headlines,
-            "tickers": list(stats.tickers[:MAX_TICKERS]),
-            "model_version": stats.model_version,
-        }
+        return Alert(
+            alert_id=alert_id(stats.scope, stats.key, stats.window_start),
+            status=status,  # type: ignore[arg-type]
+            scope=stats.scope,
+            key=stats.key,
+            reason=decision.get("reason"),
+            window=AlertWindow(start=stats.window_start, end=stats.window_end),
+            observed_negative_share=round(stats.share, 6),
+            baseline_negative_share=round(state.baseline_share, 6),
+            lift=round(lift, 4),
+            count=stats.total,
+            negative_count=stats.negative,
+            p_value=p_value,
+            severity=severity,
+            headlines=tuple(Headline.model_validate(h) for h in headlines),
+            tickers=tuple(stats.tickers[:MAX_TICKERS]),
+            model_version=stats.model_version,
+        )

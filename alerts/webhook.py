@@ -16,26 +16,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import aiohttp
 
 from alerts.formats import render
+from alerts.records import Alert
+from alerts.settings import TargetSettings
 
 SIGNATURE_HEADER = "X-Finmon-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRYABLE = {408, 429}
-
-
-@dataclass(frozen=True)
-class Target:
-    """One webhook receiver."""
-
-    url: str
-    format: str = "json"
-    secret: str | None = None
-    timeout: float = 5.0
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,8 +81,8 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 
 async def deliver(
-    alert: dict[str, Any],
-    target: Target,
+    alert: Alert,
+    target: TargetSettings,
     session: aiohttp.ClientSession,
     policy: RetryPolicy = RetryPolicy(),
     rng: random.Random | None = None,
@@ -102,14 +92,15 @@ async def deliver(
     """Send ``alert`` to ``target`` until it is delivered, permanently refused, or out of attempts."""
     rng = rng or random.Random()
     body = json.dumps(render(alert, target.format, target.name or "finmon")).encode()
-    key = f"{alert['alert_id']}:{alert['status']}"
+    secret = target.secret.get_secret_value() if target.secret else None
+    key = f"{alert.alert_id}:{alert.status}"
     began = time.monotonic()
-    result = Delivery(target.name or target.url, "failed", 0)
+    result = Delivery(target.label, "failed", 0)
     for attempt in range(1, policy.max_attempts + 1):
         result.attempts = attempt
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
-        if target.secret:
-            headers[SIGNATURE_HEADER] = sign(target.secret, str(int(clock())), body)
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, str(int(clock())), body)
         wait = None
         try:
             timeout = aiohttp.ClientTimeout(total=target.timeout)

@@ -18,7 +18,6 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +27,7 @@ from monitor.feed import FeedOptions, run_feed
 from monitor.receiver import AlertInbox
 from monitor.settings import ConfigError, Settings
 from streams.cluster.topics import client_options, ensure_topics
+from streams.core.records import Trend
 from streams.settings import KafkaSettings
 
 SURGE_TICKER = "TSLA"
@@ -45,14 +45,14 @@ def demo_windows(settings: Settings) -> dict[str, int]:
 class View:
     """What the terminal shows: latest windows per key, counters, rates."""
 
-    windows: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    windows: dict[tuple[str, str, str], Trend] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     rate: float = 0.0
     last: tuple[float, float] | None = None
 
-    def add_trend(self, record: dict[str, Any]) -> None:
-        key = (record["scope"], record["key"], record["window"])
-        if key not in self.windows or record["window_start"] >= self.windows[key]["window_start"]:
+    def add_trend(self, record: Trend) -> None:
+        key = (record.scope, record.key, record.window)
+        if key not in self.windows or record.window_start >= self.windows[key].window_start:
             self.windows[key] = record
 
     def add_metrics(self, text: str, now: float) -> None:
@@ -78,22 +78,21 @@ class View:
         ]
         rows = sorted(
             (r for (scope, _, w), r in self.windows.items() if scope == "topic" and w == window),
-            key=lambda r: -r["negative_share"],
+            key=lambda r: -r.negative_share,
         )
         for r in rows[:12]:
-            n = r["counts"]
+            n = r.counts
             lines.append(
-                f"  {r['key'][:28]:<28} {r['window_start'][11:16]}  {n['negative']:>4} {n['neutral']:>4} "
-                f"{n['positive']:>4}  {r['negative_share']:>5.0%}{'  final' if r['final'] else ''}"
+                f"  {r.key[:28]:<28} {r.window_start[11:16]}  {n.negative:>4} {n.neutral:>4} "
+                f"{n.positive:>4}  {r.negative_share:>5.0%}{'  final' if r.final else ''}"
             )
         tickers = sorted(
             (r for (scope, _, w), r in self.windows.items() if scope == "ticker" and w == window),
-            key=lambda r: (-r["negative_share"], -r["total"]),
+            key=lambda r: (-r.negative_share, -r.total),
         )[:5]
         if tickers:
             lines.append(
-                "most negative tickers: "
-                + ", ".join(f"{r['key']} {r['negative_share']:.0%} of {r['total']}" for r in tickers)
+                "most negative tickers: " + ", ".join(f"{r.key} {r.negative_share:.0%} of {r.total}" for r in tickers)
             )
         return "\n".join(lines)
 
@@ -122,7 +121,7 @@ async def watch(kafka: KafkaSettings, topic: str, view: View, stop: asyncio.Even
             for messages in batches.values():
                 for message in messages:
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        view.add_trend(json.loads(message.value))
+                        view.add_trend(Trend.decode(message.value))
     finally:
         await consumer.stop()
 

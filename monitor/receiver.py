@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
+
+from alerts.records import Alert
 
 
 class AlertInbox:
     """Keeps the most recent alerts received over HTTP (finmon's native JSON format)."""
 
     def __init__(self, keep: int = 6) -> None:
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.alerts: deque[Alert] = deque(maxlen=keep)
         self.received = 0
         self.runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
-            alert = json.loads(await request.read())
-        except ValueError:
-            return web.Response(status=400, text="expected a JSON alert")
+            alert = Alert.decode(await request.read())
+        except ValidationError as exc:
+            return web.Response(status=400, text=f"expected a finmon alert: {exc.error_count()} field errors")
         self.received += 1
         self.alerts.appendleft(alert)
         return web.Response(status=200)
@@ -42,15 +43,16 @@ class AlertInbox:
         if not self.alerts:
             return [
                 "alerts received: none yet (a negative surge on $TSLA starts 100 s in; alerts follow "
-                "when its one-minute window closes)"
+                "when its window closes)"
             ]
         lines = [f"alerts received: {self.received}"]
         for alert in self.alerts:
+            why = "negative volume" if alert.reason == "negative_volume" else "negative share"
             lines.append(
-                f"  {alert['status'].upper():<8} {alert['scope']} {alert['key']}: "
-                f"{alert['observed_negative_share']:.0%} negative vs baseline {alert['baseline_negative_share']:.0%} "
-                f"({alert.get('count', 0)} stories, window {str(alert['window']['start'])[11:16]})"
+                f"  {alert.status.upper():<8} {alert.scope} {alert.key}: {why} "
+                f"{alert.observed_negative_share:.0%} vs baseline {alert.baseline_negative_share:.0%} "
+                f"({alert.negative_count} of {alert.count} stories negative, window {alert.window.start[11:16]})"
             )
-            if alert["status"] == "firing":
-                lines += [f"      {float(h['score']):+.2f}  {h['title'][:90]}" for h in alert.get("headlines", [])[:3]]
+            if alert.status == "firing":
+                lines += [f"      {h.score:+.2f}  {h.title[:90]}" for h in alert.headlines[:3]]
         return lines

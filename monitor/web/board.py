@@ -14,7 +14,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from alerts.records import Alert
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from streams.core.records import Trend
 
 SENTIMENTS = ("negative", "neutral", "positive")
 FEED_FIELDS = ("id", "published_at", "title", "topic", "sentiment", "score", "tickers", "model_version")
@@ -74,24 +76,23 @@ class Board:
         self.versions[version] = self.versions.get(version, 0) + 1
         self.model["version"] = version  # the model that scored the latest document
 
-    def add_trend(self, record: dict[str, Any]) -> None:
-        if record.get("window") != self.window or record.get("scope") not in ("topic", "ticker"):
+    def add_trend(self, record: Trend) -> None:
+        if record.window != self.window or record.scope not in ("topic", "ticker"):
             return
-        key = (str(record["scope"]), str(record["key"]))
+        key = (record.scope, record.key)
         series = self.series.get(key)
         if series is None:
             if key[0] == "ticker" and sum(1 for s, _ in self.series if s == "ticker") >= self.max_tickers:
                 self._evict_ticker()
             series = self.series[key] = OrderedDict()
-        start = str(record.get("window_start"))
-        series[start] = {
-            "start": start,
-            "counts": {name: int((record.get("counts") or {}).get(name, 0)) for name in SENTIMENTS},
-            "total": int(record.get("total", 0)),
-            "negative_share": float(record.get("negative_share", 0.0)),
-            "mean_score": float(record.get("mean_score", 0.0)),
-            "final": bool(record.get("final")),
-            "headlines": list(record.get("headlines") or [])[:3],
+        series[record.window_start] = {
+            "start": record.window_start,
+            "counts": record.counts.model_dump(),
+            "total": record.total,
+            "negative_share": record.negative_share,
+            "mean_score": record.mean_score,
+            "final": record.final,
+            "headlines": [h.model_dump() for h in record.headlines[:3]],
         }
         for stale in sorted(series)[: max(0, len(series) - self.history)]:
             del series[stale]
@@ -103,10 +104,9 @@ class Board:
         )
         del self.series[quietest]
 
-    def add_alert(self, record: dict[str, Any]) -> None:
-        alert_id = str(record.get("alert_id"))
-        self.alerts.pop(alert_id, None)
-        self.alerts[alert_id] = {**record, "seen_at": self.clock()}
+    def add_alert(self, record: Alert) -> None:
+        self.alerts.pop(record.alert_id, None)
+        self.alerts[record.alert_id] = {**record.model_dump(mode="json"), "seen_at": self.clock()}
         while len(self.alerts) > 200:
             self.alerts.popitem(last=False)
 

@@ -7,15 +7,17 @@ end (the charts have history at once), feedback from the start (agreement is ove
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from alerts.records import Alert
 from monitor.web.board import Board
+from monitor.web.feedback import FeedbackError, FeedbackRecord
 from streams.cluster.topics import client_options
+from streams.core.records import Trend
 from streams.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -107,14 +109,11 @@ def _route(board: Board, topics: TopicSettings, topic: str, value: bytes | None)
         board.add_scored(value)
         return
     try:
-        record = json.loads(value)
-    except ValueError:
-        return
-    if not isinstance(record, dict):
-        return
-    if topic == topics.trends:
-        board.add_trend(record)
-    elif topic == topics.alerts:
-        board.add_alert(record)
-    elif topic == topics.feedback:
-        board.add_feedback(record)
+        if topic == topics.trends:
+            board.add_trend(Trend.decode(value))
+        elif topic == topics.alerts:
+            board.add_alert(Alert.decode(value))
+        elif topic == topics.feedback:
+            board.add_feedback(FeedbackRecord.decode(value).as_dict())
+    except (ValueError, FeedbackError) as exc:  # a record of another schema: the board shows what it can read
+        log.debug("skipped a %s record: %s", topic, exc)

@@ -30,7 +30,7 @@ from models.runtime import Classifier
 from streams.batch.sinks import produce, write_records
 from streams.batch.sources import Item, Shard, read_shard
 from streams.core.decode import Limits
-from streams.core.records import DeadLetter, dumps
+from streams.core.records import DeadLetter, Trend, dumps
 from streams.core.scoring import Message, score_batch
 from streams.core.windows import SEP, WindowSpec, replay
 from streams.settings import KafkaSettings
@@ -233,16 +233,18 @@ def finish(job: Job, outputs: Outputs, windows: list[WindowSpec], grace: int, ma
     for topic, kind in ((outputs.topic, "scored"), (outputs.dlq_topic, "rejects")):
         if topic:
             _produce_shards(job, topic, kind)
-    trends: list[dict[str, Any]] = []
+    trends: list[Trend] = []
     if outputs.trends or outputs.trends_topic:
         version = load_artifact(job.model, verify_checksums=False).version
-        trends = [{**t, "model_version": version} for t in replay(scored_records(job), windows, grace, max_future)]
+        trends = list(replay(scored_records(job), windows, grace, max_future, model_version=version))
     if outputs.trends:
-        write_records(outputs.trends, trends)
+        write_records(outputs.trends, (t.model_dump(mode="json") for t in trends))
     if outputs.trends_topic:
         marker = job.state / f"trends.sent-{request_digest({'topic': outputs.trends_topic})}"
         if not marker.is_file() and job.kafka is not None:
-            produce(job.kafka, outputs.trends_topic, [(_trend_key(t), dumps(t), None) for t in trends])
+            produce(
+                job.kafka, outputs.trends_topic, [(f"{t.scope}{SEP}{t.key}".encode(), t.encode(), None) for t in trends]
+            )
             marker.touch()
     return {**shard_results(job), "trends": len(trends)}
 
@@ -266,7 +268,3 @@ def _message(line: bytes, kind: str) -> tuple[bytes | None, bytes, float | None]
         return str(record["id"]).encode(), line, datetime.fromisoformat(record["published_at"]).timestamp()
     key = record.get("key_base64")
     return (base64.b64decode(key) if key else None), line, None
-
-
-def _trend_key(trend: dict[str, Any]) -> bytes:
-    return f"{trend['scope']}{SEP}{trend['key']}".encode()

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import Field
+
+from alerts.records import Headline, Record
+
 SCHEMA_VERSION = 1
 
 
@@ -73,8 +77,9 @@ class DeadLetter:
 def scored_record(
     document: NewsDocument, prediction: dict[str, Any], tickers: list[str], scored_at: datetime
 ) -> dict[str, Any]:
-    """The ``news.scored`` record for a document and the model's answer."""
+    """The ``news.scored`` record for a document and the model's answer; unknown input fields ride along."""
     return {
+        **document.extra,
         "schema_version": SCHEMA_VERSION,
         "id": document.id,
         "published_at": iso(document.published_at),
@@ -89,3 +94,58 @@ def scored_record(
         "model_version": prediction["model_version"],
         "scored_at": iso(scored_at),
     }
+
+
+class TrendEvent(Record):
+    """A scored record as one window scope counts it (the worker's ``<app>-trend-events`` topic)."""
+
+    scope: str
+    key: str
+    id: str
+    published_at: str
+    sentiment: str
+    score: float
+    title: str = ""
+    tickers: tuple[str, ...] = ()
+
+
+class Counts(Record):
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+
+
+class Trend(Record):
+    """A ``sentiment.trends`` record: one window of one key (a topic or a ticker), updated while
+    open and published once more as ``final`` at its close. ``unique_*`` count a repost once."""
+
+    schema_version: int = SCHEMA_VERSION
+    scope: str
+    key: str
+    window: str
+    window_start: str
+    window_end: str
+    counts: Counts
+    total: int
+    negative_share: float
+    mean_score: float
+    unique_counts: Counts
+    unique_total: int
+    unique_negative_share: float
+    headlines: tuple[Headline, ...] = ()
+    top_tickers: tuple[str, ...] = ()
+    final: bool = False
+    model_version: str | None = None
+
+
+class Bucket(Record):
+    """What a window bucket holds for one key (a value of the worker's ``trend-buckets`` table)."""
+
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    score_sum: float = 0.0
+    unique: Counts = Counts()
+    worst: tuple[tuple[float, str, str], ...] = ()  # (score, id, title) of the most negative, fewest first
+    tickers: dict[str, int] = Field(default_factory=dict)  # named beside the key in its negative stories
+    applied: dict[str, int] = Field(default_factory=dict)  # last offset applied, per trend-events partition

@@ -10,13 +10,14 @@ Windows close on the clock (``close``), never on the arrival of a later event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.records import Headline
 from models.text import dedup_key
-from streams.core.records import SCHEMA_VERSION, iso
+from streams.core.records import Bucket, Counts, Trend, TrendEvent, iso
 from streams.settings import WindowSettings
 
 SEP = "\x1f"
@@ -29,6 +30,13 @@ MAX_TICKERS_KEPT = 20
 def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The windows a scored record counts in: its topic, and each of its tickers."""
     return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
+
+
+def trend_events(record: dict[str, Any]) -> list[TrendEvent]:
+    """The event a scored record makes in each window scope it counts in."""
+    fields = {k: record[k] for k in ("id", "published_at", "sentiment", "score")}
+    extra = {"title": record.get("title", ""), "tickers": tuple(record.get("tickers", []))}
+    return [TrendEvent(scope=scope, key=key, **fields, **extra) for scope, key in scope_keys(record)]
 
 
 def story_key(title: str) -> str:
@@ -95,6 +103,27 @@ def split_key(stored: str) -> tuple[str, str, str]:
     return scope, key, last
 
 
+def counted_in(previous: Bucket, event: TrendEvent, novel: bool) -> Bucket:
+    """``previous`` with one more document; a negative novel one may join the bucket's worst headlines."""
+    counts = {name: getattr(previous, name) for name in SENTIMENTS}
+    counts[event.sentiment] += 1
+    unique = previous.unique.model_dump()
+    worst, names = previous.worst, previous.tickers
+    if novel:
+        unique[event.sentiment] += 1
+    if event.sentiment == "negative" and novel:
+        worst = tuple(sorted([*worst, (round(event.score, 6), event.id, event.title[:300])])[:WORST])
+        names = dict(names)
+        for ticker in event.tickers:
+            beside = not (event.scope == "ticker" and ticker == event.key)
+            if beside and (ticker in names or len(names) < MAX_TICKERS_KEPT):
+                names[ticker] = names.get(ticker, 0) + 1
+    return previous.model_copy(
+        update={**counts, "score_sum": previous.score_sum + event.score, "unique": Counts(**unique),
+                "worst": worst, "tickers": names}
+    )  # fmt: skip
+
+
 class TrendWindows:
     """Counts per bucket, windows as sums of buckets, dedup by id, lateness and closing by clock."""
 
@@ -105,7 +134,9 @@ class TrendWindows:
         specs: list[WindowSpec],
         grace: int,
         max_future: int = 300,
+        model_version: str | None = None,
     ) -> None:
+        self.model_version = model_version  # carried by every trend record, as rescored ones carry theirs
         self.bucket = min(spec.step for spec in specs)
         for spec in specs:
             if spec.size % spec.step or spec.step % self.bucket:
@@ -119,19 +150,7 @@ class TrendWindows:
         self.finalized: dict[tuple[str, str, str], int] = {}
         self.dirty: set[tuple[str, str, str, int]] = set()
 
-    def add(
-        self,
-        scope: str,
-        key: str,
-        doc_id: str,
-        event_time: float,
-        sentiment: str,
-        score: float,
-        now: float,
-        title: str = "",
-        tickers: Sequence[str] = (),
-        source: tuple[int, int] | None = None,
-    ) -> Outcome:
+    def add(self, event: TrendEvent, event_time: float, now: float, source: tuple[int, int] | None = None) -> Outcome:
         """Count one scored document; a duplicate id, a late or a far-future event is not counted.
 
         A repost of a story already counted for this key within the retention (same normalized
@@ -147,104 +166,73 @@ class TrendWindows:
             return Outcome(False, "late")
         if event_time > now + self.max_future:
             return Outcome(False, "future")
+        scope, key = event.scope, event.key
         stored = bucket_key(scope, key, start)
-        previous = self.buckets.get(stored)
-        if (
-            source is not None
-            and previous
-            and int((previous.get("applied") or {}).get(str(source[0]), -1)) >= source[1]
-        ):
+        found = self.buckets.get(stored)
+        previous = Bucket.model_validate(found) if found else Bucket()
+        if source is not None and previous.applied.get(str(source[0]), -1) >= source[1]:
             return Outcome(False, "duplicate")  # this very event was applied before a crash
-        marker = seen_key(scope, key, doc_id)
+        marker = seen_key(scope, key, event.id)
         if marker in self.seen and not _same_event(self.seen[marker], source):
             return Outcome(False, "duplicate")
         self.seen[marker] = _mark(start, source)
-        story = story_key(title)
+        story = story_key(event.title)
         novel = True
         if story:
             story_marker = seen_key(scope, key, story, kind="story")
             novel = story_marker not in self.seen or _same_event(self.seen[story_marker], source)
             if story_marker not in self.seen or novel:
                 self.seen[story_marker] = _mark(start, source)
-        counts = self._counted(previous, doc_id, sentiment, score, title, tickers, scope, key, novel)
+        counted = counted_in(previous, event, novel)
         if source is not None:
-            counts["applied"] = {**(counts.get("applied") or {}), str(source[0]): source[1]}
-        self.buckets[stored] = counts
+            counted = counted.model_copy(update={"applied": {**counted.applied, str(source[0]): source[1]}})
+        self.buckets[stored] = counted.model_dump(mode="json")
         for spec in self.specs:
             for window_start in spec.starts_containing(event_time):
                 self.dirty.add((scope, key, spec.name, window_start))
         return Outcome(True, "counted")
 
-    @staticmethod
-    def _counted(
-        previous: dict[str, Any] | None,
-        doc_id: str,
-        sentiment: str,
-        score: float,
-        title: str,
-        tickers: Sequence[str],
-        scope: str,
-        key: str,
-        novel: bool,
-    ) -> dict[str, Any]:
-        counts = dict(previous or {"negative": 0, "neutral": 0, "positive": 0, "score_sum": 0.0})
-        counts[sentiment] = int(counts.get(sentiment, 0)) + 1
-        counts["score_sum"] = float(counts.get("score_sum", 0.0)) + float(score)
-        unique = dict(counts.get("unique") or dict.fromkeys(SENTIMENTS, 0))
-        if novel:
-            unique[sentiment] = int(unique.get(sentiment, 0)) + 1
-        counts["unique"] = unique
-        if sentiment == "negative" and novel:
-            worst = [*counts.get("worst", []), [round(float(score), 6), doc_id, title[:300]]]
-            counts["worst"] = sorted(worst, key=lambda item: item[0])[:WORST]
-            names = dict(counts.get("tickers") or {})
-            for ticker in tickers:
-                if not (scope == "ticker" and ticker == key) and (ticker in names or len(names) < MAX_TICKERS_KEPT):
-                    names[ticker] = int(names.get(ticker, 0)) + 1
-            counts["tickers"] = names
-        return counts
-
-    def result(self, scope: str, key: str, spec: WindowSpec, start: int, final: bool) -> dict[str, Any]:
+    def result(self, scope: str, key: str, spec: WindowSpec, start: int, final: bool) -> Trend:
         """The ``sentiment.trends`` record of one window."""
-        counts = dict.fromkeys(SENTIMENTS, 0)
-        unique = dict.fromkeys(SENTIMENTS, 0)
+        counts, unique = dict.fromkeys(SENTIMENTS, 0), dict.fromkeys(SENTIMENTS, 0)
         score_sum = 0.0
-        worst: list[list[Any]] = []
+        worst: list[tuple[float, str, str]] = []
         tickers: dict[str, int] = {}
         for bucket_start in range(start, start + spec.size, self.bucket):
-            stored = self.buckets.get(bucket_key(scope, key, bucket_start))
-            if stored:
-                for name in SENTIMENTS:
-                    counts[name] += int(stored.get(name, 0))
-                    unique[name] += int((stored.get("unique") or {}).get(name, 0))
-                score_sum += float(stored.get("score_sum", 0.0))
-                worst.extend(stored.get("worst", []))
-                for ticker, n in (stored.get("tickers") or {}).items():
-                    tickers[ticker] = tickers.get(ticker, 0) + int(n)
-        total = sum(counts.values())
-        unique_total = sum(unique.values())
-        headlines = [{"id": i, "title": t, "score": sc} for sc, i, t in sorted(worst, key=lambda w: w[0])[:WORST]]
+            found = self.buckets.get(bucket_key(scope, key, bucket_start))
+            if not found:
+                continue
+            bucket = Bucket.model_validate(found)
+            for name in SENTIMENTS:
+                counts[name] += getattr(bucket, name)
+                unique[name] += getattr(bucket.unique, name)
+            score_sum += bucket.score_sum
+            worst.extend(bucket.worst)
+            for ticker, n in bucket.tickers.items():
+                tickers[ticker] = tickers.get(ticker, 0) + n
+        total, unique_total = sum(counts.values()), sum(unique.values())
+        headlines = [Headline(id=i, title=t, score=sc) for sc, i, t in sorted(worst)[:WORST]]
         top = [name for name, _ in sorted(tickers.items(), key=lambda item: (-item[1], item[0]))[:TOP_TICKERS]]
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "scope": scope,
-            "key": key,
-            "window": spec.name,
-            "window_start": iso(datetime.fromtimestamp(start, UTC)),
-            "window_end": iso(datetime.fromtimestamp(start + spec.size, UTC)),
-            "counts": counts,
-            "total": total,
-            "negative_share": round(counts["negative"] / total, 6) if total else 0.0,
-            "mean_score": round(score_sum / total, 6) if total else 0.0,
-            "unique_counts": unique,
-            "unique_total": unique_total,
-            "unique_negative_share": round(unique["negative"] / unique_total, 6) if unique_total else 0.0,
-            "headlines": headlines,
-            "top_tickers": top,
-            "final": final,
-        }
+        return Trend(
+            scope=scope,
+            key=key,
+            window=spec.name,
+            window_start=iso(datetime.fromtimestamp(start, UTC)),
+            window_end=iso(datetime.fromtimestamp(start + spec.size, UTC)),
+            counts=Counts(**counts),
+            total=total,
+            negative_share=round(counts["negative"] / total, 6) if total else 0.0,
+            mean_score=round(score_sum / total, 6) if total else 0.0,
+            unique_counts=Counts(**unique),
+            unique_total=unique_total,
+            unique_negative_share=round(unique["negative"] / unique_total, 6) if unique_total else 0.0,
+            headlines=tuple(headlines),
+            top_tickers=tuple(top),
+            final=final,
+            model_version=self.model_version,
+        )
 
-    def updates(self, now: float) -> list[dict[str, Any]]:
+    def updates(self, now: float) -> list[Trend]:
         """Current values of changed open windows that have reached the clock's trailing window.
 
         An event changes every hopping window that contains it (15 of a 15-minute window hopping
@@ -276,7 +264,7 @@ class TrendWindows:
             found.setdefault((scope, key), []).append(int(start))
         return found
 
-    def close(self, now: float) -> list[dict[str, Any]]:
+    def close(self, now: float) -> list[Trend]:
         """Final records of every window whose end plus grace has passed, each once per process."""
         out = []
         for (scope, key), starts in sorted(self._bucket_starts().items()):
@@ -313,7 +301,8 @@ def replay(
     grace: int,
     max_future: int,
     close_every: int = 10_000,
-) -> Iterator[dict[str, Any]]:
+    model_version: str | None = None,
+) -> Iterator[Trend]:
     """Final trend records of scored records read back from storage, as the worker would count them.
 
     Records are replayed in event-time order with the clock at each event's time, so nothing is
@@ -324,20 +313,10 @@ def replay(
         ((datetime.fromisoformat(r["published_at"]).timestamp(), r) for r in records),
         key=lambda pair: (pair[0], str(pair[1]["id"])),
     )
-    state = TrendWindows({}, {}, specs, grace, max_future)
+    state = TrendWindows({}, {}, specs, grace, max_future, model_version)
     for number, (moment, record) in enumerate(ordered, start=1):
-        for scope, key in scope_keys(record):
-            state.add(
-                scope,
-                key,
-                str(record["id"]),
-                moment,
-                record["sentiment"],
-                float(record["score"]),
-                moment,
-                record.get("title", ""),
-                record.get("tickers", []),
-            )
+        for event in trend_events(record):
+            state.add(event, moment, moment)
         if number % close_every == 0:
             yield from state.close(moment)
             for mapping, stored in list(state.expired(moment)):

@@ -3,46 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from typing import Any
 
 import aiohttp
 import faust
 
-from alerts.records import WindowStats
+from alerts.records import Alert, AlertDeadLetter, DeliveryFailure, WindowStats
 from alerts.settings import AlertSettings
 from alerts.spike import SpikeDetector
-from alerts.webhook import RetryPolicy, Target, deliver
-from streams.core.records import dumps
+from alerts.webhook import RetryPolicy, deliver
+from streams.core.records import Trend
 from streams.core.windows import SEP
 from streams.settings import TopicSettings
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.stage import send_all
 
 
-def window_stats(record: dict[str, Any], end_seconds: float) -> WindowStats:
+def window_stats(record: Trend, end_seconds: float) -> WindowStats:
     """The detector's view of a closed trend window: unique counts, so reposts count once."""
-    unique = record.get("unique_counts") or record["counts"]
-    total = int(record.get("unique_total", record["total"]))
     return WindowStats(
-        record["scope"],
-        record["key"],
-        record["window_start"],
-        record["window_end"],
-        int(unique.get("negative", 0)),
-        total,
-        tuple(record.get("headlines", [])),
-        tuple(record.get("top_tickers", [])),
-        record.get("model_version"),
+        record.scope,
+        record.key,
+        record.window_start,
+        record.window_end,
+        record.unique_counts.negative,
+        record.unique_total,
+        tuple(h.model_dump() for h in record.headlines),
+        record.top_tickers,
+        record.model_version,
         end_seconds,
     )
-
-
-def targets(settings: AlertSettings) -> list[Target]:
-    return [
-        Target(t.url, t.format, t.secret.get_secret_value() if t.secret else None, t.timeout, t.label)
-        for t in settings.targets
-    ]
 
 
 def add_detection(
@@ -51,7 +41,6 @@ def add_detection(
     settings: AlertSettings,
     window_name: str,
     metrics: WorkerMetrics,
-    model_version: str,
 ) -> SpikeDetector:
     """Judge each closed window of ``window_name`` once, in order per key; produce alerts."""
     trends = app.topic(topics.trends, key_serializer="raw", value_serializer="raw")
@@ -62,16 +51,14 @@ def add_detection(
     @app.agent(trends)
     async def detect(records: faust.StreamT) -> None:
         async for value in records:
-            record = json.loads(value)
-            if not record.get("final") or record.get("window") != window_name:
+            record = Trend.decode(value)
+            if not record.final or record.window != window_name:
                 continue
-            end = faust.utils.iso8601.parse(record["window_end"]).timestamp()
-            stats = window_stats({**record, "model_version": model_version}, end)
-            produced = detector.observe(stats)
-            sent = [await alerts.send(key=str(a["alert_id"]).encode(), value=dumps(a)) for a in produced]
-            await asyncio.gather(*sent)
+            end = faust.utils.iso8601.parse(record.window_end).timestamp()
+            produced = detector.observe(window_stats(record, end))
+            await send_all(alerts.send(key=a.alert_id.encode(), value=a.encode()) for a in produced)
             for alert in produced:
-                metrics.alerts.labels(status=alert["status"], scope=alert["scope"]).inc()
+                metrics.alerts.labels(status=alert.status, scope=alert.scope).inc()
 
     return detector
 
@@ -81,34 +68,32 @@ def add_delivery(app: faust.App, topics: TopicSettings, settings: AlertSettings,
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
     dead = app.topic(topics.alerts_dlq, key_serializer="raw", value_serializer="raw")
     policy = RetryPolicy(settings.max_attempts, settings.base_delay, settings.max_delay)
-    receivers = targets(settings)
-    metrics.delivery_targets([t.name for t in receivers])
+    receivers = settings.targets
+    metrics.delivery_targets([t.label for t in receivers])
     rng = random.Random()
+
+    async def deliver_all(alert: Alert, session: aiohttp.ClientSession) -> list[DeliveryFailure]:
+        results = await asyncio.gather(*(deliver(alert, t, session, policy, rng) for t in receivers))
+        for target, result in zip(receivers, results, strict=True):
+            metrics.deliveries.labels(target=target.label, outcome=result.outcome).inc()
+            metrics.delivery_seconds.observe(result.seconds)
+            metrics.delivery_retries.labels(target=target.label).inc(len(result.retries))
+        return [
+            DeliveryFailure(target=t.label, outcome=r.outcome, detail=r.detail, attempts=r.attempts)
+            for t, r in zip(receivers, results, strict=True)
+            if r.outcome != "delivered"
+        ]
 
     @app.agent(alerts)
     async def deliver_alerts(records: faust.StreamT) -> None:
         async with aiohttp.ClientSession() as session:
             async for value in records:
-                alert = json.loads(value)
-                results = await asyncio.gather(*(deliver(alert, t, session, policy, rng) for t in receivers))
-                failed = []
-                for target, result in zip(receivers, results, strict=True):
-                    metrics.deliveries.labels(target=target.name, outcome=result.outcome).inc()
-                    metrics.delivery_seconds.observe(result.seconds)
-                    metrics.delivery_retries.labels(target=target.name).inc(len(result.retries))
-                    if result.outcome != "delivered":
-                        failed.append(
-                            {
-                                "target": target.name,
-                                "outcome": result.outcome,
-                                "detail": result.detail,
-                                "attempts": result.attempts,
-                            }
-                        )
-                if failed:
-                    letter = {"alert": alert, "failures": failed}
-                    key = f"{alert['alert_id']}{SEP}{alert['status']}".encode()
-                    await (await dead.send(key=key, value=dumps(letter)))
+                alert = Alert.decode(value)
+                failures = await deliver_all(alert, session)
+                if failures:
+                    letter = AlertDeadLetter(alert=alert, failures=tuple(failures))
+                    key = f"{alert.alert_id}{SEP}{alert.status}".encode()
+                    await (await dead.send(key=key, value=letter.encode()))
                     metrics.alerts_dead.inc()
 
 

@@ -115,13 +115,13 @@ def create_worker(
     add_fan_out(w)
     state = TrendWindows(
         w.table("trend-buckets"), w.table("trend-seen"), window_specs(windows), windows.grace_seconds,
-        windows.max_future_seconds,
+        windows.max_future_seconds, info["version"],
     )  # fmt: skip
     expiry = Expiry(windows.expiry_interval)
     add_window(w, state, expiry)
     add_emit(w, state, expiry)
     if alerting is not None and alerting.enabled:
-        add_detection(w.app, topics, alerting, window_specs(windows)[0].name, metrics, info["version"])
+        add_detection(w.app, topics, alerting, window_specs(windows)[0].name, metrics)
         if alerting.targets:
             add_delivery(w.app, topics, alerting, metrics)
     return w.app

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.runtime import Timings
 from streams.core.decode import REASONS
+from streams.core.records import Trend
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -164,12 +165,11 @@ class WorkerMetrics:
             self.inference_seconds.observe(seconds)
         self.truncated.inc(timings.truncated)
 
-    def closed_window(self, record: dict[str, object], watch: frozenset[str]) -> None:
+    def closed_window(self, record: Trend, watch: frozenset[str]) -> None:
         """Gauges for a final window: every topic (bounded: 20), tickers only on the watch-list."""
-        scope, key = str(record["scope"]), str(record["key"])
-        if scope == "topic" or key in watch:
-            self.window_negative_share.labels(scope=scope, key=key).set(float(record["negative_share"]))  # type: ignore[arg-type]
-            self.window_documents.labels(scope=scope, key=key).set(float(record["total"]))  # type: ignore[arg-type]
+        if record.scope == "topic" or record.key in watch:
+            self.window_negative_share.labels(scope=record.scope, key=record.key).set(record.negative_share)
+            self.window_documents.labels(scope=record.scope, key=record.key).set(record.total)
 
     def model(self, version: str, provider: str, precision: str, requested: str = "auto") -> None:
         self.model_info.labels(version=version, provider=provider, precision=precision).set(1)

@@ -15,24 +15,16 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from streams.core.records import dumps
-from streams.core.windows import SEP, TrendWindows, scope_keys, window_specs
+from streams.core.records import TrendEvent
+from streams.core.windows import SEP, TrendWindows, trend_events, window_specs
 from streams.worker.stage import Wiring, send_all
+
+EXPIRY_TICK = b'{"expire":true}'  # on a trend-events partition: lets its queued deletions drain
 
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def trend_events(record: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-    """(key, value) of the trend event a scored record makes in each window scope it counts in."""
-    fields = {k: record[k] for k in ("id", "published_at", "sentiment", "score")}
-    extra = {"title": record.get("title", ""), "tickers": record.get("tickers", [])}
-    return [
-        (f"{scope}{SEP}{key}".encode(), dumps({"scope": scope, "key": key, **fields, **extra}))
-        for scope, key in scope_keys(record)
-    ]
 
 
 class Expiry:
@@ -76,22 +68,20 @@ def add_fan_out(w: Wiring) -> None:
     async def fan_out(stream: Any) -> None:
         # a batch at a time: its trend events leave in one produce request, not one per record
         async for batch in stream.take_events(w.stream.batch_max, within=w.stream.batch_within):
-            pairs = [pair for event in batch for pair in trend_events(json.loads(event.value))]
-            await send_all(events.send(key=k, value=v) for k, v in pairs)
+            made = [e for event in batch for e in trend_events(json.loads(event.value))]
+            await send_all(events.send(key=f"{e.scope}{SEP}{e.key}".encode(), value=e.encode()) for e in made)
 
 
 def add_window(w: Wiring, state: TrendWindows, expiry: Expiry) -> None:
     @w.app.agent(w.topic(w.trend_events, internal=True))
     async def window(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            item, partition = json.loads(event.value), event.message.partition
-            if not item.get("expire"):  # an expiry tick only lets deletions of its partition drain
-                moment = faust.utils.iso8601.parse(item["published_at"]).timestamp()
-                outcome = state.add(
-                    item["scope"], item["key"], item["id"], moment, item["sentiment"], float(item["score"]),
-                    w.clock(), item.get("title", ""), item.get("tickers", []), (partition, event.message.offset),
-                )  # fmt: skip
-                w.metrics.window_events.labels(scope=item["scope"], outcome=outcome.reason).inc()
+            partition = event.message.partition
+            if event.value != EXPIRY_TICK:  # a tick only lets deletions of its partition drain
+                item = TrendEvent.decode(event.value)
+                moment = faust.utils.iso8601.parse(item.published_at).timestamp()
+                outcome = state.add(item, moment, w.clock(), (partition, event.message.offset))
+                w.metrics.window_events.labels(scope=item.scope, outcome=outcome.reason).inc()
             expiry.drain(partition)
 
     @w.app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -108,13 +98,13 @@ def add_emit(w: Wiring, state: TrendWindows, expiry: Expiry) -> None:
     async def emit() -> None:
         now = w.clock()
         records = state.updates(now) + state.close(now)
-        await send_all(trends.send(key=f"{r['scope']}{SEP}{r['key']}".encode(), value=dumps(r)) for r in records)
+        await send_all(trends.send(key=f"{r.scope}{SEP}{r.key}".encode(), value=r.encode()) for r in records)
         for r in records:
-            w.metrics.trend_records.labels(final=str(r["final"]).lower()).inc()
-            if r["final"] and r["window"] == tumbling:
+            w.metrics.trend_records.labels(final=str(r.final).lower()).inc()
+            if r.final and r.window == tumbling:
                 w.metrics.closed_window(r, watch)
         for partition in expiry.waiting():  # idle partitions drain on a tick
-            await events.send(key=b"", value=dumps({"expire": True}), partition=partition)
+            await events.send(key=b"", value=EXPIRY_TICK, partition=partition)
         w.metrics.window_state_keys.set(len(state.buckets) + len(state.seen))
         owned = {tp.partition for tp in w.app.consumer.assignment() if tp.topic == w.trend_events}
         expiry.plan(now, state.expired(now), owned, w.names.partitions)

@@ -13,20 +13,24 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, RetryPolicy, Target, deliver, verify
+from alerts.records import Alert
+from alerts.settings import TargetSettings
+from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, RetryPolicy, deliver, verify
 from tests.integration.conftest import ALERTMANAGER_V4_KEYS, make_alert
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
 
-ALERT = make_alert(
-    "abc123",
-    key="Earnings",
-    p_value=1e-6,
-    observed_negative_share=0.8,
-    baseline_negative_share=0.25,
-    headlines=[{"id": "n1", "title": "Acme issues profit warning", "score": -0.93}],
-    tickers=["ACME"],
+ALERT = Alert.model_validate(
+    make_alert(
+        "abc123",
+        key="Earnings",
+        p_value=1e-6,
+        observed_negative_share=0.8,
+        baseline_negative_share=0.25,
+        headlines=[{"id": "n1", "title": "Acme issues profit warning", "score": -0.93}],
+        tickers=["ACME"],
+    )
 )
 FAST = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
@@ -63,7 +67,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
 
-async def send(receiver: Receiver, target: Target, delay_start: float = 0.0) -> tuple[Any, list[Any]]:
+async def send(receiver: Receiver, target: TargetSettings, delay_start: float = 0.0) -> tuple[Any, list[Any]]:
     async def serve_later() -> web.AppRunner:
         await asyncio.sleep(delay_start)
         return await receiver.start()
@@ -79,7 +83,7 @@ async def send(receiver: Receiver, target: Target, delay_start: float = 0.0) -> 
 
 def test_failures_then_recovery_deliver_with_the_same_idempotency_key_and_a_valid_signature() -> None:
     receiver = Receiver(free_port(), plan=[500, 503, "hang", 200])
-    target = Target(receiver.url, secret="s3cret", timeout=0.5)
+    target = TargetSettings(url=receiver.url, secret="s3cret", timeout=0.5)
     result, requests = asyncio.run(send(receiver, target))
     assert (result.outcome, result.attempts, result.status) == ("delivered", 4, 200)
     assert len(requests) == 4
@@ -87,36 +91,36 @@ def test_failures_then_recovery_deliver_with_the_same_idempotency_key_and_a_vali
     for request in requests:
         assert verify("s3cret", request["headers"][SIGNATURE_HEADER], request["body"])
         assert not verify("wrong", request["headers"][SIGNATURE_HEADER], request["body"])
-    assert json.loads(requests[-1]["body"]) == ALERT
+    assert Alert.decode(requests[-1]["body"]) == ALERT
 
 
 def test_retry_after_is_honoured() -> None:
     receiver = Receiver(free_port(), plan=[(429, "1")])
-    result, requests = asyncio.run(send(receiver, Target(receiver.url)))
+    result, requests = asyncio.run(send(receiver, TargetSettings(url=receiver.url)))
     assert result.outcome == "delivered" and result.retries == [1.0]
     assert requests[1]["at"] - requests[0]["at"] >= 0.95
 
 
 def test_connection_refused_for_a_while_is_retried_until_the_receiver_is_up() -> None:
     receiver = Receiver(free_port())
-    result, requests = asyncio.run(send(receiver, Target(receiver.url), delay_start=0.4))
+    result, requests = asyncio.run(send(receiver, TargetSettings(url=receiver.url), delay_start=0.4))
     assert result.outcome == "delivered"
     assert result.attempts > 1 and len(requests) == 1
 
 
 def test_a_4xx_is_permanent_and_exhausted_retries_fail() -> None:
     refused = Receiver(free_port(), plan=[400])
-    result, requests = asyncio.run(send(refused, Target(refused.url)))
+    result, requests = asyncio.run(send(refused, TargetSettings(url=refused.url)))
     assert (result.outcome, result.attempts, len(requests)) == ("permanent", 1, 1)
     down = Receiver(free_port(), plan=[500] * 10)
-    result, requests = asyncio.run(send(down, Target(down.url)))
+    result, requests = asyncio.run(send(down, TargetSettings(url=down.url)))
     assert (result.outcome, result.attempts, len(requests)) == ("failed", 6, 6)
     assert result.detail == "HTTP 500"
 
 
 def test_alertmanager_format_has_the_v4_shape() -> None:
     receiver = Receiver(free_port())
-    asyncio.run(send(receiver, Target(receiver.url, format="alertmanager")))
+    asyncio.run(send(receiver, TargetSettings(url=receiver.url, format="alertmanager")))
     payload = json.loads(receiver.requests[0]["body"])
     assert payload["version"] == "4"
     assert set(payload) >= ALERTMANAGER_V4_KEYS

@@ -33,17 +33,17 @@ def test_a_real_surge_fires_once_in_its_first_window_and_resolves_once() -> None
     headlines = tuple({"id": f"n{i}", "title": f"bad {i}", "score": -0.5 - i / 100} for i in range(8))
     sequence = steady(0, 30) + [window(30 + i, 16, 20, headlines=headlines) for i in range(10)] + steady(40, 10)
     alerts = run(detector, sequence)
-    assert [(a["status"], a["window"]["start"]) for a in alerts] == [
+    assert [(a.status, a.window.start) for a in alerts] == [
         ("firing", sequence[30].window_start),
         ("resolved", sequence[41].window_start),
     ]
     firing, resolved = alerts
-    assert firing["alert_id"] == resolved["alert_id"]
-    assert firing["observed_negative_share"] == 0.8
-    assert 0.2 < firing["baseline_negative_share"] < 0.3
-    assert firing["p_value"] < 0.01 and firing["reason"] == "negative_share"
-    assert [h["id"] for h in firing["headlines"]] == ["n7", "n6", "n5", "n4", "n3"]
-    assert firing["tickers"] == ["TSLA"] and firing["model_version"] == "m1"
+    assert firing.alert_id == resolved.alert_id
+    assert firing.observed_negative_share == 0.8
+    assert 0.2 < firing.baseline_negative_share < 0.3
+    assert firing.p_value < 0.01 and firing.reason == "negative_share"
+    assert [h.id for h in firing.headlines] == ["n7", "n6", "n5", "n4", "n3"]
+    assert firing.tickers == ("TSLA",) and firing.model_version == "m1"
 
 
 def test_a_small_blip_under_min_count_does_not_fire() -> None:
@@ -54,7 +54,7 @@ def test_a_small_blip_under_min_count_does_not_fire() -> None:
 def test_a_new_key_uses_the_prior() -> None:
     detector = SpikeDetector(DetectorSettings(prior_share=0.25, warmup_windows=0))
     [alert] = detector.observe(window(0, 15, 20, key="Brand new"))
-    assert alert["baseline_negative_share"] == 0.25
+    assert alert.baseline_negative_share == 0.25
     quiet = SpikeDetector(DetectorSettings(prior_share=0.25, warmup_windows=0))
     assert quiet.observe(window(0, 6, 20, key="Brand new")) == []
 
@@ -70,24 +70,24 @@ def test_a_new_key_that_is_always_negative_learns_its_level_instead_of_firing() 
 def test_a_lasting_new_level_resolves_once_instead_of_firing_forever() -> None:
     detector = SpikeDetector(DetectorSettings())
     alerts = run(detector, [*steady(0, 30), *(window(30 + i, 18, 20) for i in range(150))])
-    assert [a["status"] for a in alerts] == ["firing", "resolved"]
-    assert alerts[1]["window"]["start"] > alerts[0]["window"]["start"]
+    assert [a.status for a in alerts] == ["firing", "resolved"]
+    assert alerts[1].window.start > alerts[0].window.start
 
 
 def test_cooldown_blocks_an_immediate_refire() -> None:
     detector = SpikeDetector(DetectorSettings(cooldown_seconds=600, exit_windows=1))
     sequence = [*steady(0, 30), window(30, 16, 20), window(31, 5, 20), window(32, 16, 20)]
-    assert [a["status"] for a in run(detector, sequence)] == ["firing", "resolved"]
+    assert [a.status for a in run(detector, sequence)] == ["firing", "resolved"]
     later = SpikeDetector(DetectorSettings(cooldown_seconds=60, exit_windows=1))
-    assert [a["status"] for a in run(later, [*sequence[:32], window(33, 16, 20)])] == ["firing", "resolved", "firing"]
+    assert [a.status for a in run(later, [*sequence[:32], window(33, 16, 20)])] == ["firing", "resolved", "firing"]
 
 
 def test_a_negative_volume_surge_fires_even_when_the_share_moves_less() -> None:
     detector = SpikeDetector(DetectorSettings())
     quiet = [window(i, 2, 8) for i in range(40)]
     [alert] = run(detector, [*quiet, window(40, 30, 100)])
-    assert alert["reason"] == "negative_volume"
-    assert alert["observed_negative_share"] == 0.3
+    assert alert.reason == "negative_volume"
+    assert alert.observed_negative_share == 0.3
 
 
 def test_presets_map_to_parameters_and_accept_overrides() -> None:
@@ -104,7 +104,7 @@ def test_false_positive_rate_on_a_long_stationary_stream_is_below_alpha() -> Non
     for i in range(10_000):
         total = max(0, int(rng.gauss(40, 6)))
         negative = sum(rng.random() < 0.25 for _ in range(total))
-        fired += sum(a["status"] == "firing" for a in detector.observe(window(i, negative, total)))
+        fired += sum(a.status == "firing" for a in detector.observe(window(i, negative, total)))
     assert fired / 10_000 < settings.alpha
 
 
@@ -112,10 +112,10 @@ def test_state_in_the_store_survives_a_new_detector_and_repeated_windows_are_ign
     store: dict = {}
     first = SpikeDetector(DetectorSettings(), store)
     sequence = [*steady(0, 30), window(30, 16, 20)]
-    assert [a["status"] for a in run(first, sequence)] == ["firing"]
+    assert [a.status for a in run(first, sequence)] == ["firing"]
     restarted = SpikeDetector(DetectorSettings(), store)
     assert restarted.observe(window(30, 16, 20)) == []  # the same final window again
     assert run(restarted, [window(31, 16, 20)]) == []  # still the same alert
     resolved = run(restarted, [window(32, 5, 20), window(33, 5, 20)])
-    assert [a["status"] for a in resolved] == ["resolved"]
-    assert resolved[0]["alert_id"] == run(SpikeDetector(DetectorSettings()), sequence)[0]["alert_id"]
+    assert [a.status for a in resolved] == ["resolved"]
+    assert resolved[0].alert_id == run(SpikeDetector(DetectorSettings()), sequence)[0].alert_id

@@ -4,8 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from alerts.records import Alert
 from monitor.web.board import Board
 from monitor.web.feedback import FeedbackError, FeedbackRecord, feedback_record, training_rows
+from streams.core.records import Counts, Trend
 
 
 class Clock:
@@ -23,19 +25,19 @@ def scored(i: int, topic: str = "Macro", sentiment: str = "negative", tickers: t
     return json.dumps({**record, "tickers": list(tickers), "model_version": "v1"}).encode()
 
 
-def trend(key: str, start: str, negative: int, total: int, scope: str = "topic", window: str = "60s") -> dict:
-    counts = {"negative": negative, "neutral": total - negative, "positive": 0}
-    return {
-        "scope": scope,
-        "key": key,
-        "window": window,
-        "window_start": start,
-        "counts": counts,
-        "total": total,
-        "negative_share": negative / total,
-        "mean_score": -0.1,
-        "final": False,
-    }
+def trend(key: str, start: str, negative: int, total: int, scope: str = "topic", window: str = "60s") -> Trend:
+    counts = Counts(negative=negative, neutral=total - negative)
+    return Trend(
+        scope=scope, key=key, window=window, window_start=start, window_end=start, counts=counts, total=total,
+        negative_share=negative / total, mean_score=-0.1, unique_counts=counts, unique_total=total,
+        unique_negative_share=negative / total,
+    )  # fmt: skip
+
+
+def alert(alert_id: str, status: str, scope: str, key: str) -> Alert:
+    window = {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:01:00Z"}
+    fields = {"observed_negative_share": 0.8, "baseline_negative_share": 0.2, "count": 20, "window": window}
+    return Alert.model_validate({"alert_id": alert_id, "status": status, "scope": scope, "key": key, **fields})
 
 
 def test_every_document_counts_but_the_feed_keeps_a_bounded_sample() -> None:
@@ -72,9 +74,9 @@ def test_filters_narrow_topics_feed_alerts_and_show_a_ticker() -> None:
     for key in ("Macro", "Energy / Oil"):
         board.add_trend(trend(key, "2026-11-24T09:00:00Z", 1, 2))
     board.add_trend(trend("XOM", "2026-11-24T09:00:00Z", 0, 2, scope="ticker"))
-    board.add_alert({"alert_id": "a", "status": "firing", "scope": "topic", "key": "Macro"})
-    board.add_alert({"alert_id": "b", "status": "firing", "scope": "ticker", "key": "XOM"})
-    board.add_alert({"alert_id": "a", "status": "resolved", "scope": "topic", "key": "Macro"})
+    board.add_alert(alert("a", "firing", "topic", "Macro"))
+    board.add_alert(alert("b", "firing", "ticker", "XOM"))
+    board.add_alert(alert("a", "resolved", "topic", "Macro"))
     everything = board.snapshot()
     assert [a["alert_id"] for a in everything["alerts"]["firing"]] == ["b"]
     assert [a["alert_id"] for a in everything["alerts"]["recent"]] == ["a", "b"]

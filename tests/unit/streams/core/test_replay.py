@@ -1,7 +1,7 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from streams.core.windows import TrendWindows, WindowSpec, replay
+from streams.core.windows import TrendWindows, WindowSpec, replay, trend_events
 
 MINUTE = WindowSpec("60s", 60, 60)
 HOP = WindowSpec("300s", 300, 60)
@@ -28,7 +28,8 @@ def test_replay_counts_every_document_once_in_every_window() -> None:
         record(i, i * 7.3 % 1800, sentiments[i % 3], tickers=("AAPL",) if i % 4 == 0 else ()) for i in range(400)
     ]
     records += records[:50]  # redelivered copies are not counted twice
-    trends = list(replay(reversed(records), [MINUTE, HOP], grace=30, max_future=300, close_every=37))
+    made = replay(reversed(records), [MINUTE, HOP], grace=30, max_future=300, close_every=37)
+    trends = [t.model_dump(mode="json") for t in made]
     minute = {(t["scope"], t["key"], t["window_start"]): t for t in trends if t["window"] == "60s"}
     expected: Counter[tuple[str, str, str, str]] = Counter()
     for r in records[:400]:
@@ -50,6 +51,7 @@ def test_replay_matches_live_counting_in_order() -> None:
     live = TrendWindows({}, {}, [MINUTE, HOP], grace=30)
     for r in records:
         moment = datetime.fromisoformat(r["published_at"]).timestamp()
-        live.add("topic", "Macro", r["id"], moment, r["sentiment"], r["score"], moment, r["title"])
+        for event in trend_events(r):
+            live.add(event, moment, moment)
     expected = live.close(float("inf"))
     assert list(replay(records, [MINUTE, HOP], 30, 300)) == expected

@@ -1,16 +1,53 @@
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from streams.core.windows import TrendWindows, WindowSpec, story_key
+from streams.core.records import Trend, TrendEvent
+from streams.core.windows import Outcome, TrendWindows, WindowSpec, story_key
 
 MINUTE = WindowSpec("1m", 60, 60)
 HOP = WindowSpec("15m", 900, 60)
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()
 
 
-def make(grace: int = 10) -> TrendWindows:
-    return TrendWindows({}, {}, [MINUTE, HOP], grace=grace)
+class Counting:
+    """TrendWindows driven by plain arguments, its trend records read back as their JSON: the
+    assertions below are about counting; ``test_records`` checks the records' types."""
+
+    def __init__(self, grace: int) -> None:
+        self.windows = TrendWindows({}, {}, [MINUTE, HOP], grace=grace)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.windows, name)
+
+    def add(
+        self, scope: str, key: str, doc_id: str, moment: float, sentiment: str, score: float, now: float,
+        title: str = "", tickers: Sequence[str] = (), source: tuple[int, int] | None = None,
+    ) -> Outcome:  # fmt: skip
+        event = TrendEvent(
+            scope=scope, key=key, id=doc_id, published_at=datetime.fromtimestamp(moment, UTC).isoformat(),
+            sentiment=sentiment, score=score, title=title, tickers=tuple(tickers),
+        )  # fmt: skip
+        return self.windows.add(event, moment, now, source)
+
+    def result(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return as_json(self.windows.result(*args, **kwargs))
+
+    def close(self, now: float) -> list[dict[str, Any]]:
+        return [as_json(t) for t in self.windows.close(now)]
+
+    def updates(self, now: float) -> list[dict[str, Any]]:
+        return [as_json(t) for t in self.windows.updates(now)]
+
+
+def as_json(trend: Trend) -> dict[str, Any]:
+    return trend.model_dump(mode="json")
+
+
+def make(grace: int = 10) -> Counting:
+    return Counting(grace)
 
 
 def test_hopping_window_starts() -> None:
