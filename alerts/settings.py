@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
-from typing import Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 Sensitivity = Literal["low", "medium", "high"]
 
@@ -73,26 +74,27 @@ def masked_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{'/**********' if hidden else ''}"
 
 
-class AlertSettings(BaseModel):
+def _overrides() -> Any:
+    """DetectorSettings' fields again, each optional: set, it replaces the preset's value."""
+    fields: dict[str, Any] = {}
+    for name, info in DetectorSettings.model_fields.items():
+        limits = {
+            f.name: getattr(m, f.name)
+            for m in info.metadata
+            if dataclasses.is_dataclass(m)
+            for f in dataclasses.fields(m)
+        }
+        fields[name] = (Optional[info.annotation], Field(None, description=info.description, **limits))  # noqa: UP045
+    return create_model("DetectorOverrides", __config__=ConfigDict(frozen=True, extra="forbid"), **fields)
+
+
+class AlertSettings(_overrides()):  # type: ignore[misc]
     """Spike detection and alert delivery. Detector parameters left unset come from the preset."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
     sensitivity: Sensitivity = "medium"
-    min_count: int | None = Field(None, ge=1)
-    alpha: float | None = Field(None, gt=0, lt=1)
-    min_lift: float | None = Field(None, ge=1)
-    volume_factor: float | None = Field(None, ge=1)
-    exit_lift: float | None = Field(None, ge=1)
-    exit_windows: int | None = Field(None, ge=1)
-    cooldown_seconds: int | None = Field(None, ge=0)
-    baseline_weight: float | None = Field(None, gt=0, le=1)
-    prior_share: float | None = Field(None, gt=0, lt=1)
-    prior_count: float | None = Field(None, ge=0)
-    prior_weight: float | None = Field(None, ge=0)
-    warmup_windows: int | None = Field(None, ge=0)
-    firing_learning: float | None = Field(None, ge=0, le=1)
     targets: tuple[TargetSettings, ...] = Field(
         (), description='Webhook receivers as JSON, e.g. [{"url": "https://hooks.example/x", "format": "slack"}].'
     )

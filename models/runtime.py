@@ -16,6 +16,7 @@ import onnxruntime as ort
 from models.artifact import TOKENIZER, Artifact, load_artifact
 from models.errors import ArtifactError, InvalidTextError
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.settings import ModelSettings
 from models.tokenize import Batch, TextEncoder
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,19 @@ class Classifier:
         self.provider = session.get_providers()[0]
         self.io_binding = self.provider == CUDA if io_binding is None else io_binding
         self._tokenizer_thread: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, **changes: Any) -> Classifier:
+        """The classifier the model settings describe; ``changes`` that are not None replace some of
+        them (a command's ``--model`` or ``--device``)."""
+        chosen = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        return cls.load(
+            chosen.path,
+            device=chosen.device,
+            threads=chosen.threads,
+            batch_size=chosen.batch_size,
+            verify_checksums=chosen.verify_checksums,
+        )
 
     @classmethod
     def load(

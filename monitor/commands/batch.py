@@ -102,8 +102,9 @@ def rescore(args: argparse.Namespace, settings: Settings) -> int:
         Limits(settings.stream.max_message_bytes, settings.stream.max_text_chars),
         settings.kafka if settings.kafka.bootstrap_servers else None,
         args.batch_size,
-        args.device or settings.model.device,
-        threads,
+        settings.model.model_copy(
+            update={"path": folder, "threads": threads, "device": args.device or settings.model.device}
+        ),
     )
     total = sum(s.count for s in shards)
     already = sum(s.count for s in shards if done_marker(state, s).is_file())
@@ -169,10 +170,9 @@ def compare(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.topic) == bool(args.data):
         raise UsageError("give either --data or --topic")
     ids, texts, gold = _compare_inputs(args, settings)
-    device = args.device or settings.model.device
     results = []
     for folder in (args.old, args.new):
-        classifier = Classifier.load(folder, device=device, threads=settings.model.threads, batch_size=64)
+        classifier = Classifier.from_settings(settings.model, path=folder, device=args.device)
         results.append(classifier.predict(texts))
     report = compare_models(ids, texts, results[0], results[1], gold or None, top=args.top)
     print(format_comparison(report))

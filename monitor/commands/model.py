@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from models.training.config import DEFAULTS, TrainConfig
 from monitor.cli import UsageError, existing_dir, existing_file, fraction, output_file, positive_int
 from monitor.settings import Settings
 
@@ -25,7 +26,6 @@ def _default_base() -> Path | None:
 
 def train(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from models.training.train import TrainConfig
         from models.training.train import train as run_training
     except ImportError as exc:
         raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
@@ -36,26 +36,14 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{base}: not a Hugging Face model folder (no config.json)")
     if not (args.sentiment_data or args.topic_data or args.feedback_data):
         raise UsageError("give at least one of --sentiment-data, --topic-data, --feedback-data")
+    given = {name: getattr(args, name) for name in DEFAULTS if hasattr(args, name)}
     config = TrainConfig(
+        **given,
         base_model=base,
         output=args.output,
         sentiment_data=args.sentiment_data or [],
         topic_data=args.topic_data or [],
         feedback_data=args.feedback_data or [],
-        feedback_weight=args.feedback_weight,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        threads=args.threads,
-        model_version=args.model_version,
-        keep_fp32=args.keep_fp32,
-        min_int8_agreement=args.min_int8_agreement,
-        checkpoint=args.checkpoint,
         progress=not args.no_progress,
     )
     manifest = run_training(config)
@@ -88,15 +76,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
 def _classifier(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
     from models.runtime import Classifier
 
-    folder = args.model or settings.model.path
-    device = args.device or settings.model.device
-    classifier = Classifier.load(
-        folder,
-        device=device,
-        threads=settings.model.threads,
-        batch_size=settings.model.batch_size,
-        verify_checksums=settings.model.verify_checksums,
-    )
+    classifier = Classifier.from_settings(settings.model, path=args.model, device=args.device)
     info = classifier.describe()
     log.info("model %s on %s (%s)", info["version"], info["provider"], info["precision"])
     return classifier
@@ -144,21 +124,23 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="append",
         help="analyst corrections (finmon feedback export); weigh more, override same text",
     )
-    p.add_argument("--feedback-weight", type=float, default=3.0)
+    p.add_argument("--feedback-weight", type=float, default=DEFAULTS["feedback_weight"])
     p.add_argument("--output", type=Path, required=True, help="model folder to write")
     p.add_argument("--checkpoint", type=Path, help="also keep the PyTorch weights here (for finmon export)")
-    p.add_argument("--epochs", type=positive_int, default=4)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--learning-rate", type=float, default=8e-5)
-    p.add_argument("--max-length", type=positive_int, default=64)
-    p.add_argument("--patience", type=int, default=1, help="evaluations without improvement before stopping")
-    p.add_argument("--validation-fraction", type=fraction, default=0.1)
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
+    p.add_argument("--max-length", type=positive_int, default=DEFAULTS["max_length"])
+    p.add_argument(
+        "--patience", type=int, default=DEFAULTS["patience"], help="evaluations without improvement before stopping"
+    )
+    p.add_argument("--validation-fraction", type=fraction, default=DEFAULTS["validation_fraction"])
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
     p.add_argument("--threads", type=positive_int, help="torch threads")
     p.add_argument("--model-version", help="version recorded in the manifest")
     p.add_argument("--keep-fp32", action="store_true", help="also write the fp32 ONNX reference")
-    p.add_argument("--min-int8-agreement", type=fraction, default=0.995)
+    p.add_argument("--min-int8-agreement", type=fraction, default=DEFAULTS["min_int8_agreement"])
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=train)
 
@@ -168,7 +150,7 @@ def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--checkpoint", type=existing_dir, required=True)
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--keep-fp32", action="store_true")
-    p.add_argument("--min-int8-agreement", type=fraction, default=0.995)
+    p.add_argument("--min-int8-agreement", type=fraction, default=DEFAULTS["min_int8_agreement"])
     p.set_defaults(handler=export)
 
 

@@ -48,14 +48,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.metrics import WorkerMetrics
 
     require_broker(settings)
-    model = settings.model
-    classifier = Classifier.load(
-        model.path,
-        device=model.device,
-        threads=model.threads,
-        batch_size=model.batch_size,
-        verify_checksums=model.verify_checksums,
-    )
+    classifier = Classifier.from_settings(settings.model)
     info = classifier.describe()
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
     prepare_topics(settings)

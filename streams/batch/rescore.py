@@ -27,6 +27,7 @@ from typing import Any
 from models.artifact import load_artifact
 from models.errors import DataError
 from models.runtime import Classifier
+from models.settings import ModelSettings
 from streams.batch.sinks import produce, write_records
 from streams.batch.sources import Item, Shard, read_shard
 from streams.core.decode import Limits
@@ -49,9 +50,8 @@ class Job:
     scored_at: datetime
     limits: Limits
     kafka: KafkaSettings | None = None
-    batch_size: int = 1024
-    device: str = "auto"
-    threads: int | None = None
+    batch_size: int = 1024  # documents read and written per step; the model's own batch is in ``model_settings``
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
 
 
 @dataclass
@@ -145,7 +145,7 @@ def run_shards(job: Job, workers: int, progress: Progress) -> None:
     if not todo:
         return
     if workers <= 1 or len(todo) == 1:
-        classifier = Classifier.load(job.model, device=job.device, threads=job.threads, batch_size=64)
+        classifier = Classifier.from_settings(job.model_settings, path=job.model)
         for shard in todo:
             score_shard(job, shard, classifier, progress)
         return
@@ -173,7 +173,7 @@ _WORKER: dict[str, Any] = {}
 def _start_worker(job: Job, counter: Any) -> None:
     _WORKER["job"] = job
     _WORKER["counter"] = counter
-    _WORKER["classifier"] = Classifier.load(job.model, device=job.device, threads=job.threads, batch_size=64)
+    _WORKER["classifier"] = Classifier.from_settings(job.model_settings, path=job.model)
 
 
 def _score_in_worker(shard: Shard) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""What decides a trained model: the one list of training settings and their defaults (no torch here,
+so the command line reads its defaults from it without the ``[train]`` extra)."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the trained model; recorded in its manifest."""
+
+    base_model: Path
+    output: Path
+    sentiment_data: list[Path] = field(default_factory=list)
+    topic_data: list[Path] = field(default_factory=list)
+    feedback_data: list[Path] = field(default_factory=list)
+    feedback_weight: float = 3.0
+    max_length: int = 64
+    batch_size: int = 32
+    epochs: int = 4
+    learning_rate: float = 8e-5
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    dropout: float = 0.1
+    patience: int = 1
+    validation_fraction: float = 0.1
+    seed: int = 13
+    max_steps: int | None = None
+    threads: int | None = None
+    model_version: str | None = None
+    keep_fp32: bool = False
+    min_int8_agreement: float = 0.995
+    checkpoint: Path | None = None
+    progress: bool = True
+
+    def hyperparameters(self) -> dict[str, Any]:
+        skip = {"base_model", "output", "sentiment_data", "topic_data", "feedback_data", "checkpoint", "progress"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
