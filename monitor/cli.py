@@ -10,16 +10,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from models.errors import ModelError
-from monitor.embedded_broker import BrokerError
-from monitor.settings import ConfigError, Settings, load_settings
+from monitor.errors import MonitorError
+from monitor.settings import Settings, load_settings
 from streams.errors import StreamError
 
 log = logging.getLogger("finmon")
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-class UsageError(Exception):
-    """A flag or file given on the command line is wrong: one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -145,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, load_settings())
-    except (ConfigError, UsageError, ModelError, StreamError, BrokerError) as exc:
+    except (MonitorError, ModelError, StreamError) as exc:
         print(f"finmon: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,9 +23,10 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.embedded_broker import EmbeddedBroker, free_port
+from monitor.errors import ConfigError
 from monitor.feed import FeedOptions, run_feed
 from monitor.receiver import AlertInbox
-from monitor.settings import ConfigError, Settings
+from monitor.settings import Settings
 from streams.cluster.topics import client_options, ensure_topics
 from streams.core.records import Trend
 from streams.settings import KafkaSettings

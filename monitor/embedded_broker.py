@@ -16,11 +16,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from monitor.errors import BrokerError
+
 log = logging.getLogger(__name__)
-
-
-class BrokerError(Exception):
-    """The embedded broker could not be found or started."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

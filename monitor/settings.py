@@ -17,12 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from alerts.settings import AlertSettings, masked_url
 from models.settings import ModelSettings
+from monitor.errors import ConfigError
 from monitor.web.settings import WebSettings
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used: finmon refuses to start and says why in one line."""
 
 
 class Settings(BaseSettings):

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.cli import UsageError, existing_dir, output_file, positive_int
+from monitor.cli import existing_dir, output_file, positive_int
+from monitor.errors import UsageError
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from monitor.cli import UsageError
+from monitor.errors import UsageError
 from monitor.settings import Settings, env_file, render
 
 

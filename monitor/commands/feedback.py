@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from monitor.cli import UsageError, output_file
+from monitor.cli import output_file
+from monitor.errors import UsageError
 from monitor.settings import Settings
 
 

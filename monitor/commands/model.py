@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from models.training.config import DEFAULTS, TrainConfig
-from monitor.cli import UsageError, existing_dir, existing_file, fraction, output_file, positive_int
+from monitor.cli import existing_dir, existing_file, fraction, output_file, positive_int
+from monitor.errors import UsageError
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")

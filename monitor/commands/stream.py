@@ -6,7 +6,8 @@ import argparse
 import logging
 from typing import Any
 
-from monitor.cli import UsageError, existing_file, positive_int, positive_number
+from monitor.cli import existing_file, positive_int, positive_number
+from monitor.errors import UsageError
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")

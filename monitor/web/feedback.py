@@ -8,13 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from monitor.errors import FeedbackError
 
 MAX_TEXT = 10_000
 TRAINING_FIELDS = ("text", "sentiment", "topic", "id", "verdict", "analyst", "model_version", "at")
-
-
-class FeedbackError(ValueError):
-    """A submitted correction cannot be used; the message says which field and why."""
 
 
 def _text(payload: dict[str, Any], name: str, limit: int, required: bool = True) -> str | None:

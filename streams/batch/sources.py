@@ -22,9 +22,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.errors import DataError
 from streams.cluster.topics import client_options
-from streams.core.decode import Rejected, parse_time
+from streams.core.decode import parse_time
 from streams.core.records import DeadLetter
 from streams.core.scoring import Message
+from streams.errors import Rejected
 from streams.settings import KafkaSettings
 
 Item = Message | DeadLetter

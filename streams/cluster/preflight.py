@@ -18,7 +18,7 @@ from kafka.admin import ACLOperation, KafkaAdminClient
 
 from streams.cluster.acls import required_grants
 from streams.cluster.topics import client_options
-from streams.errors import StreamError
+from streams.errors import ClusterError
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def servers(kafka: KafkaSettings) -> list[tuple[str, int]]:
 
 
 def check_cluster(kafka: KafkaSettings, timeout: float = 15.0) -> None:
-    """Connect (and log in) to the first bootstrap server that answers; raise StreamError when TLS or
+    """Connect (and log in) to the first bootstrap server that answers; raise ClusterError when TLS or
     SASL refuses, or when none answers. Nothing is read or written."""
     options = client_options(kafka)
     chosen = {name: options[name] for name in CONNECT_OPTIONS if name in options}
@@ -46,22 +46,22 @@ def check_cluster(kafka: KafkaSettings, timeout: float = 15.0) -> None:
             return
         except ssl.SSLCertVerificationError as exc:
             trusted = kafka.ssl_cafile or "the system's CA certificates"
-            raise StreamError(
+            raise ClusterError(
                 f"TLS: {host}:{port} presented a certificate that does not verify against {trusted}: "
                 f"{exc.verify_message}"
             ) from exc
         except ssl.SSLError as exc:
-            raise StreamError(
+            raise ClusterError(
                 f"TLS: handshake with {host}:{port} failed ({exc.reason}); is it a TLS listener?"
             ) from exc
         except SaslAuthenticationFailed as exc:
-            raise StreamError(
+            raise ClusterError(
                 f"SASL: {host}:{port} refused user {kafka.sasl_username!r} with {kafka.sasl_mechanism}: "
                 "wrong user name or password"
             ) from exc
         except (OSError, TimeoutError, KafkaError) as exc:
             unreachable.append(f"{host}:{port} ({type(exc).__name__}: {exc})" if str(exc) else f"{host}:{port}")
-    raise StreamError("cannot reach any Kafka broker: " + "; ".join(unreachable))
+    raise ClusterError("cannot reach any Kafka broker: " + "; ".join(unreachable))
 
 
 async def _connect(host: str, port: int, options: dict[str, object]) -> None:
@@ -73,7 +73,7 @@ TOPIC_AUTHORIZATION_FAILED = 29
 
 
 def check_permissions(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings) -> None:
-    """Raise StreamError naming each right on the pipeline's topics and group that the principal
+    """Raise ClusterError naming each right on the pipeline's topics and group that the principal
     lacks, from what the cluster says it may do (KIP-430); without an authorizer everything is allowed."""
     wanted = [g for g in required_grants(topics, stream, create_topics=False) if g.pattern == "literal"]
     admin = KafkaAdminClient(**client_options(kafka))
@@ -100,7 +100,7 @@ def check_permissions(kafka: KafkaSettings, topics: TopicSettings, stream: Strea
     ]
     if missing:
         who = kafka.sasl_username or "this client"
-        raise StreamError(f"Kafka ACLs: {who} lacks {', '.join(missing)} (`finmon config acls` lists what to grant)")
+        raise ClusterError(f"Kafka ACLs: {who} lacks {', '.join(missing)} (`finmon config acls` lists what to grant)")
 
 
 def _names(operations: object) -> set[str] | None:

@@ -8,7 +8,7 @@ import ssl
 from kafka import errors
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.errors import StreamError
+from streams.errors import ClusterError
 from streams.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
     try:
         admin = KafkaAdminClient(**client_options(kafka))
     except errors.KafkaError as exc:
-        raise StreamError(f"cannot reach the Kafka cluster at {kafka.bootstrap_servers}: {exc}") from exc
+        raise ClusterError(f"cannot reach the Kafka cluster at {kafka.bootstrap_servers}: {exc}") from exc
     try:
         existing = set(admin.list_topics())
         wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
@@ -71,7 +71,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
             elif error is not errors.TopicAlreadyExistsError:
                 failed.append(f"{outcome['name']}: {error.__name__} {outcome.get('error_message') or ''}".strip())
         if failed:
-            raise StreamError("cannot create topics: " + "; ".join(failed))
+            raise ClusterError("cannot create topics: " + "; ".join(failed))
         admin.wait_for_topics(missing)
         if created:
             log.info("created topics %s", ", ".join(created))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.core.records import DeadLetter, NewsDocument
+from streams.errors import Rejected
 
 REASONS = ("empty_message", "too_large", "invalid_utf8", "invalid_json", "schema", "empty_text", "inference_error")
 KNOWN_FIELDS = {"schema_version", "id", "published_at", "source", "title", "body", "url", "lang", "tickers"}
@@ -24,13 +25,6 @@ class Limits:
 
     max_message_bytes: int = 1_048_576
     max_text_chars: int = 100_000
-
-
-class Rejected(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def decode(
