@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 from faust.types import TP
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from streams.worker.metrics import WorkerMetrics
 
@@ -33,37 +37,47 @@ class StreamHealth(faust.Sensor):
         self.metrics.rebalances.inc()
         return {}
 
-    def refresh_lag(self, app: faust.App) -> None:
-        """Set finmon_consumer_lag for every assigned partition (called at scrape time)."""
+    def lag(self, app: faust.App) -> Iterator[tuple[TP, int]]:
+        """Messages behind the end of each assigned partition, as any Kafka tool reckons lag: the log
+        end offset minus the group's committed offset (before the first commit, what was read)."""
         consumer = app.consumer
-        if consumer is None:
-            return
-        self.metrics.consumer_lag.clear()
-        for tp in consumer.assignment():
+        for tp in consumer.assignment() if consumer is not None else ():
             try:
                 end = consumer.highwater(tp)
             except Exception:  # the driver raises while a partition is not fetched yet
                 continue
             if end is None:
                 continue
-            # the group's committed offset, as any Kafka tool reckons lag; before the first commit, what was read
             committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
             position = committed if committed is not None else self.read.get(tp, int(end))
-            lag = max(0, int(end) - int(position))
-            self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+            yield tp, max(0, int(end) - int(position))
+
+
+class LagCollector(Collector):
+    """finmon_consumer_lag, computed when Prometheus scrapes (nothing to keep up to date in between)."""
+
+    def __init__(self, app: faust.App, sensor: StreamHealth) -> None:
+        self.app, self.sensor = app, sensor
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "finmon_consumer_lag", "Messages behind the end of each assigned partition.", labels=["topic", "partition"]
+        )
+        for tp, lag in self.sensor.lag(self.app):
+            family.add_metric([tp.topic, str(tp.partition)], lag)
+        yield family
 
 
 def serve_metrics(app: faust.App, metrics: WorkerMetrics) -> StreamHealth:
-    """Attach the stream-health sensor and serve /metrics (lag refreshed at each scrape)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
+    """Attach the stream-health sensor and serve /metrics with prometheus_client's own aiohttp handler."""
     sensor = StreamHealth(metrics)
     app.sensors.add(sensor)
+    metrics.registry.register(LagCollector(app, sensor))
+    exposition = make_aiohttp_handler(metrics.registry)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        sensor.refresh_lag(app)
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return await exposition(request)
 
     return sensor
 

@@ -89,12 +89,6 @@ class WorkerMetrics:
             ["scope", "key"],
             registry=registry,
         )
-        self.consumer_lag = Gauge(
-            "finmon_consumer_lag",
-            "Messages behind the end of each assigned partition.",
-            ["topic", "partition"],
-            registry=registry,
-        )
         self.rebalances = Counter(
             "finmon_rebalances_total", "Consumer group rebalances seen by this worker.", registry=registry
         )
