@@ -93,6 +93,9 @@ class WindowSettings(BaseModel):
     max_future_seconds: int = Field(300, ge=0, description="Events further ahead of the clock are not counted.")
     emit_interval: float = Field(2.0, gt=0, description="Seconds between trend updates and window-closing checks.")
     expiry_interval: float = Field(30.0, gt=0, description="Seconds between looks for window state to delete.")
+    expiry_per_second: float = Field(
+        2000.0, gt=0, description="Most window-state deletions (changelog tombstones) a worker writes per second."
+    )
     watch_tickers: tuple[str, ...] = Field(
         (), description='Tickers that get their own Prometheus gauges, as JSON (["AAPL", "TSLA"]); keep it short.'
     )

@@ -117,7 +117,7 @@ def create_worker(
         w.table("trend-buckets"), w.table("trend-seen"), window_specs(windows), windows.grace_seconds,
         windows.max_future_seconds, info["version"],
     )  # fmt: skip
-    expiry = Expiry(windows.expiry_interval)
+    expiry = Expiry(windows.expiry_interval, windows.expiry_per_second)
     add_window(w, state, expiry)
     add_emit(w, state, expiry)
     if alerting is not None and alerting.enabled:

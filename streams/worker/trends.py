@@ -7,8 +7,9 @@ tables)--> sentiment.trends, with a timer that publishes updates and closes wind
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -31,15 +32,25 @@ class Expiry:
     """Window state to delete, queued by partition: deletions may only be written while an event of their
     partition is current, so they drain a few at a time as events (or expiry ticks) arrive."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, per_second: float = 2000.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.last = interval, 0.0
         self.pending: dict[int, deque[tuple[Any, str]]] = defaultdict(deque)
+        # deletions write changelog tombstones: spread them, or a burst fills the producer's buffer
+        self.per_second, self.clock = per_second, clock
+        self.budget, self.refilled = per_second, clock()
 
-    def drain(self, partition: int, most: int = 200) -> None:
+    def drain(self, partition: int) -> int:
+        """Delete what is queued for ``partition``, as far as this second's budget allows; how many."""
+        now = self.clock()
+        self.budget = min(self.per_second, self.budget + (now - self.refilled) * self.per_second)
+        self.refilled = now
         queue = self.pending[partition]
-        for _ in range(min(most, len(queue))):
+        done = min(int(self.budget), len(queue))
+        for _ in range(done):
             mapping, key = queue.popleft()
             mapping.pop(key, None)
+        self.budget -= done
+        return done
 
     def forget(self, partitions: Iterable[int]) -> None:
         """The new owner of a partition lists its expired state itself; a queue left here would never drain."""

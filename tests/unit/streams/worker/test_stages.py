@@ -16,7 +16,7 @@ from streams.worker.app import base_app
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.score import OffsetCheck, Scorer, add_score
 from streams.worker.stage import Wiring
-from streams.worker.trends import add_fan_out
+from streams.worker.trends import Expiry, add_fan_out
 
 
 class Recorder:
@@ -87,3 +87,17 @@ def test_score_sends_scored_records_and_dead_letters(tmp_path: Path, tiny_model:
     assert [json.loads(s["value"])["id"] for s in scored] == ["n1"]
     assert [json.loads(d["value"])["reason"] for d in dead] == ["invalid_json"]
     assert check.guard.scoring is False
+
+
+def test_expiry_spreads_its_deletions_over_time() -> None:
+    clock = [100.0]  # a hand-moved clock: the budget refills with time, not with calls
+    expiry = Expiry(interval=30, per_second=50, clock=lambda: clock[0])
+    state = {f"k{i}": i for i in range(180)}
+    expiry.pending[0].extend((state, key) for key in list(state))
+    assert expiry.drain(0) == 50 and len(state) == 130
+    assert expiry.drain(0) == 0  # the same second: nothing left to spend
+    clock[0] += 0.5
+    assert expiry.drain(0) == 25
+    clock[0] += 10  # a long quiet spell refills at most one second's worth
+    assert expiry.drain(0) == 50 and expiry.drain(0) == 0
+    assert len(state) == 55 and expiry.waiting() == [0]
