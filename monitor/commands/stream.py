@@ -36,7 +36,9 @@ def prepare_topics(settings: Settings) -> None:
     from streams.cluster.preflight import check_permissions
     from streams.cluster.topics import ensure_topics
 
-    ensure_topics(settings.kafka, settings.topics)
+    created = ensure_topics(settings.kafka, settings.topics)
+    if created:
+        print(f"finmon: created topics {', '.join(created)}", flush=True)
     check_permissions(settings.kafka, settings.topics, settings.stream)
 
 

@@ -44,8 +44,8 @@ class FeedbackRecord:
     text: str
     model_sentiment: str
     sentiment: str
-    verdict: str
-    at: str
+    verdict: str = ""  # confirmed | corrected
+    at: str | None = None  # RFC 3339; records written by other tools may lack it
     model_topic: str | None = None
     topic: str | None = None
     model_version: str | None = None

@@ -73,8 +73,6 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         if failed:
             raise ClusterError("cannot create topics: " + "; ".join(failed))
         admin.wait_for_topics(missing)
-        if created:
-            log.info("created topics %s", ", ".join(created))
         return created
     finally:
         admin.close()

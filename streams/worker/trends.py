@@ -32,7 +32,9 @@ class Expiry:
     """Window state to delete, queued by partition: deletions may only be written while an event of their
     partition is current, so they drain a few at a time as events (or expiry ticks) arrive."""
 
-    def __init__(self, interval: float, per_second: float = 2000.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float, per_second: float = 2000.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval, self.last = interval, 0.0
         self.pending: dict[int, deque[tuple[Any, str]]] = defaultdict(deque)
         # deletions write changelog tombstones: spread them, or a burst fills the producer's buffer

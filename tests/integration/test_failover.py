@@ -216,15 +216,19 @@ def test_consumer_lag_is_the_lag_kafka_reports(replicated: Pipeline, tmp_path: P
         replicated.wait_ready(worker, timeout=120)
         docs = good_documents(40)
         replicated.produce([(d["id"].encode(), json.dumps(d).encode()) for d in docs])
-        compared = 0
+        compared, earlier = 0, None
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             high = group_lag(replicated)
             shown = lag_metric(replicated)
             low = group_lag(replicated)
             if high is not None and low is not None and shown is not None:
-                assert low <= shown <= high, (low, shown, high)  # the lag only falls: nothing else writes
+                # the lag only falls (nothing else writes); the worker learns of a commit when the broker
+                # answers it, so its figure may trail the group's by the commit in flight, never by more
+                ceiling = max(high, earlier if earlier is not None else high)
+                assert low <= shown <= ceiling, (low, shown, high, earlier)
                 compared += high > 0
+                earlier = high
                 if high == 0 and shown == 0:
                     break
         assert compared >= 2, "the worker was never seen behind with committed offsets"
