@@ -190,6 +190,42 @@ def add_int8_metrics(folder: Path, validation: Sequence[Example], manifest: dict
     return write_manifest(folder, clean)
 
 
+def schedule(model: TwoHeadClassifier, config: TrainConfig, total: int) -> tuple[Any, Any]:
+    """AdamW with linear warm-up over ``warmup_fraction`` of the steps, then linear decay to zero."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = max(1, int(total * config.warmup_fraction))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    return optimizer, scheduler
+
+
+def train_step(
+    model: TwoHeadClassifier, encoder: TextEncoder, batch: Sequence[Example], optimizer: Any, scheduler: Any
+) -> float:
+    """One optimizer step on ``batch``: both heads' weighted losses, gradients clipped at 1; the loss."""
+    enc = encoder.encode([e.text for e in batch])
+    sentiment, topic, weight = targets(batch)
+    s_logits, t_logits = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
+    loss = weighted_loss(s_logits, sentiment, weight) + weighted_loss(t_logits, topic, weight)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return float(loss.item())
+
+
+def epoch_record(epoch: int, step: int, loss: float, result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "step": step,
+        "loss": round(loss, 4),
+        **{f"{h}_accuracy": r["accuracy"] for h, r in result.items()},
+        **{f"{h}_macro_f1": r["macro_f1"] for h, r in result.items()},
+    }
+
+
 def fit(
     model: TwoHeadClassifier,
     encoder: TextEncoder,
@@ -201,11 +237,7 @@ def fit(
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup = max(1, int(total * config.warmup_fraction))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
-    )
+    optimizer, scheduler = schedule(model, config, total)
     generator = random.Random(config.seed)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_metrics: dict[str, Any] = {}
@@ -221,31 +253,15 @@ def fit(
             if step >= total:
                 break
             batch = [train_set[i] for i in order[start : start + config.batch_size]]
-            enc = encoder.encode([e.text for e in batch])
-            sentiment, topic, weight = targets(batch)
-            s_logits, t_logits = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
-            loss = weighted_loss(s_logits, sentiment, weight) + weighted_loss(t_logits, topic, weight)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            loss = train_step(model, encoder, batch, optimizer, scheduler)
             step += 1
-            running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
+            running = 0.9 * running + 0.1 * loss if step > 1 else loss
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{running:.3f}")
         s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
         result = validation_metrics(validation, s_pred, t_pred)
         score = score_of(result)
-        history.append(
-            {
-                "epoch": epoch,
-                "step": step,
-                "loss": round(running, 4),
-                **{f"{h}_accuracy": r["accuracy"] for h, r in result.items()},
-                **{f"{h}_macro_f1": r["macro_f1"] for h, r in result.items()},
-            }
-        )
+        history.append(epoch_record(epoch, step, running, result))
         log.info("epoch %d: %s", epoch, history[-1])
         bar.write(f"epoch {epoch}: " + json.dumps(history[-1]))
         if score > best_score:
