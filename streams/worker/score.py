@@ -89,7 +89,11 @@ class OffsetCheck:
         tps = [TP(self.w.names.news, p) for p in self.guard.unknown(generation, partitions)]
         committed = {tp: self.consumer._committed_offset.get(tp) for tp in tps}
         missing = [tp for tp, offset in committed.items() if offset is None]
-        earliest = await self.consumer.earliest_offsets(*missing) if missing else {}
+        try:
+            earliest = await self.consumer.earliest_offsets(*missing) if missing else {}
+        except Exception as exc:  # the broker is away: check these partitions from their first batch on
+            log.debug("log start offsets unavailable (%s): not checking %s this time", exc, missing)
+            earliest = {}
         starts = {tp.partition: committed[tp] if committed[tp] is not None else earliest.get(tp) for tp in tps}
         self.guard.start(generation, {p: int(o) for p, o in starts.items() if o is not None})
 
@@ -136,6 +140,9 @@ def add_offset_check(w: Wiring) -> OffsetCheck:
 
     @w.app.timer(interval=w.stream.gap_check_interval)
     async def check_tails() -> None:
-        await check.check_tails()
+        try:
+            await check.check_tails()
+        except Exception as exc:  # a broker away, a partition moving: the next tick looks again
+            log.warning("offset check skipped: %s", exc)
 
     return check
