@@ -85,17 +85,15 @@ class OffsetCheck:
         return _Scoring(self, generation, [(int(m.partition or 0), int(m.offset or 0)) for m in messages])
 
     async def start_offsets(self, generation: int | None, partitions: list[int]) -> None:
-        """Tell the guard the group's committed offset of each new partition, or its log start before any commit."""
+        """Tell the guard the group's committed offset of each partition new in this generation.
+
+        Only offsets the consumer knows: a worker that has just joined may deliver its first batch
+        before it has loaded them, and the log start is no stand-in (reading everything again from
+        there would double a group's whole history); its first batch then sets the start.
+        """
         tps = [TP(self.w.names.news, p) for p in self.guard.unknown(generation, partitions)]
-        committed = {tp: self.consumer._committed_offset.get(tp) for tp in tps}
-        missing = [tp for tp, offset in committed.items() if offset is None]
-        try:
-            earliest = await self.consumer.earliest_offsets(*missing) if missing else {}
-        except Exception as exc:  # the broker is away: check these partitions from their first batch on
-            log.debug("log start offsets unavailable (%s): not checking %s this time", exc, missing)
-            earliest = {}
-        starts = {tp.partition: committed[tp] if committed[tp] is not None else earliest.get(tp) for tp in tps}
-        self.guard.start(generation, {p: int(o) for p, o in starts.items() if o is not None})
+        known = {tp.partition: self.consumer._committed_offset.get(tp) for tp in tps}
+        self.guard.start(generation, {p: int(o) for p, o in known.items() if o is not None})
 
     async def read_again(self, found: list[tuple[int, int]], why: str) -> None:
         for partition, offset in found:

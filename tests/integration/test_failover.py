@@ -136,7 +136,9 @@ def check_outputs(pipeline: Pipeline, docs: list[dict[str, Any]]) -> dict[str, i
     wanted = {d["id"] for d in docs}
     scored = pipeline.consume("scored", lambda r: wanted <= {x["id"] for x in r}, timeout=240)
     ids = [r["id"] for r in scored]
-    assert wanted <= set(ids), f"{len(wanted - set(ids))} inputs never scored"
+    log = pipeline.folder / "worker.log"
+    tail = log.read_text(errors="replace")[-4000:] if log.is_file() else "(no worker log)"
+    assert wanted <= set(ids), f"{len(wanted - set(ids))} inputs never scored; the worker's log ends:\n{tail}"
     expected = windows_of(docs)
     records = pipeline.consume("trends", windows_match(expected), timeout=300)
     latest = {(r["scope"], r["key"], r["window_start"]): r["counts"] for r in records if r["window"] == "60s"}
