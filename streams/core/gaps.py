@@ -8,7 +8,7 @@ transactional, so the offsets of a partition arrive consecutively from where the
 committed; anything else means skipped events. Two checks find them:
 
 - ``check``: the first batch of a partition in a generation must start at the group's
-  committed offset (when the consumer knows it), and each batch must follow the last.
+  committed offset, and each batch must follow the last.
 - ``stalled``: a partition that stays quiet while its end offset lies past what was scored has
   lost its tail (nothing after it would ever reveal the jump).
 

@@ -105,7 +105,7 @@ def create_worker(
     alerting: AlertSettings | None = None,
 ) -> faust.App:
     """A configured faust App, one small factory per stage; run it with faust.Worker."""
-    w = Wiring(base_app(kafka, topics, stream, stream.app_id), topics, stream, windows, metrics, clock)
+    w = Wiring(base_app(kafka, topics, stream, stream.app_id), topics, stream, windows, metrics, clock, kafka=kafka)
     info = classifier.describe()
     metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
     serve_metrics(w.app, metrics)

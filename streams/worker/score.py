@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
 from models.runtime import Classifier
+from streams.cluster.topics import client_options
 from streams.core.decode import Limits
 from streams.core.gaps import GapGuard
 from streams.core.scoring import BatchResult, Message, score_batch
@@ -76,6 +79,8 @@ class OffsetCheck:
 
     def __init__(self, w: Wiring) -> None:
         self.w, self.guard = w, GapGuard()
+        self.admin: AIOKafkaAdminClient | None = None
+        self.seeks: set[asyncio.Task[None]] = set()
 
     @property
     def consumer(self) -> Any:
@@ -87,19 +92,52 @@ class OffsetCheck:
     async def start_offsets(self, generation: int | None, partitions: list[int]) -> None:
         """Tell the guard the group's committed offset of each partition new in this generation.
 
-        Only offsets the consumer knows: a worker that has just joined may deliver its first batch
-        before it has loaded them, and the log start is no stand-in (reading everything again from
-        there would double a group's whole history); its first batch then sets the start.
+        A worker that has just been given a partition may deliver its first batch before it has
+        loaded the group's offset for it; then the coordinator is asked. A partition the group never
+        committed has no start to check (the log start is no stand-in: reading everything from there
+        would double a group's whole history).
         """
         tps = [TP(self.w.names.news, p) for p in self.guard.unknown(generation, partitions)]
-        known = {tp.partition: self.consumer._committed_offset.get(tp) for tp in tps}
-        self.guard.start(generation, {p: int(o) for p, o in known.items() if o is not None})
+        known = {tp: self.consumer._committed_offset.get(tp) for tp in tps}
+        asked = await self.committed([tp for tp, offset in known.items() if offset is None])
+        starts = {tp.partition: offset for tp, offset in {**known, **asked}.items() if offset is not None}
+        self.guard.start(generation, {p: int(o) for p, o in starts.items()})
+
+    async def committed(self, tps: list[TP]) -> dict[TP, int | None]:
+        """The group's committed offsets, asked of the coordinator by an admin client of this worker's
+        own: never through the consumer's thread, which a rebalance may hold while it waits for this
+        very batch to finish."""
+        if not tps or self.w.kafka is None:
+            return {}
+        try:
+            if self.admin is None:
+                self.admin = AIOKafkaAdminClient(**client_options(self.w.kafka))  # type: ignore[arg-type]
+                await self.admin.start()
+            asked = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+            found = await asyncio.wait_for(
+                self.admin.list_consumer_group_offsets(self.w.stream.app_id, partitions=asked), 5
+            )
+        except Exception as exc:  # the coordinator is away: check these partitions from their first batch on
+            log.warning("committed offsets unavailable (%s): not checking %s this time", exc, tps)
+            return {}
+        offsets = {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
+        return {tp: offsets.get((tp.topic, tp.partition)) for tp in tps}
 
     async def read_again(self, found: list[tuple[int, int]], why: str) -> None:
         for partition, offset in found:
             log.warning("news partition %d: offsets from %d %s; reading them again", partition, offset, why)
             self.w.metrics.reread_ranges.inc()
-            await self.consumer.seek(TP(self.w.names.news, partition), offset)
+            # in a task of its own: the seek goes through the consumer's thread, which a rebalance
+            # may hold until this batch is done
+            self.seeks.add(asyncio.create_task(self.seek(TP(self.w.names.news, partition), offset)))
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        try:
+            await self.consumer.seek(tp, offset)
+        except Exception as exc:  # the partition moved on in a rebalance: its new owner starts from the commit
+            log.warning("news partition %d: could not read again from %d: %s", tp.partition, offset, exc)
+        finally:
+            self.seeks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def check_tails(self) -> None:
         """A dropped tail is followed by nothing that would show the jump: find quiet partitions short of their end."""
@@ -135,6 +173,11 @@ class _Scoring:
 
 def add_offset_check(w: Wiring) -> OffsetCheck:
     check = OffsetCheck(w)
+
+    @w.app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_admin(sender: Any, *args: Any, **kwargs: Any) -> None:
+        if check.admin is not None:
+            await check.admin.close()
 
     @w.app.timer(interval=w.stream.gap_check_interval)
     async def check_tails() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from streams.settings import StreamSettings, TopicSettings, WindowSettings
+from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 from streams.worker.metrics import WorkerMetrics
 
 Send = Callable[..., Awaitable[Any]]
@@ -27,6 +27,7 @@ class Wiring:
     metrics: WorkerMetrics
     clock: Callable[[], float] = time.time
     topics: dict[str, Any] = field(default_factory=dict)
+    kafka: KafkaSettings | None = None  # for the stages' own admin requests
 
     @property
     def trend_events(self) -> str:
