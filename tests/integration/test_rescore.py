@@ -50,30 +50,41 @@ def test_a_topic_range_is_rescored_once_per_input_and_trends_match_the_worker(
     docs = good_documents(60)
     messages: list[tuple[bytes | None, bytes]] = [(d["id"].encode(), json.dumps(d).encode()) for d in docs]
     messages[20:20] = [(b"broken", b'{"id": "broken", '), (b"typed", json.dumps({"id": 7}).encode())]
+    env = pipeline.env()
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker)
         pipeline.produce(messages)
+        same = finmon(
+            [
+                "rescore",
+                "--topic",
+                pipeline.topics["news"],
+                "--output",
+                "same.jsonl",
+                "--trends-output",
+                "trends.jsonl",
+            ],
+            env,
+            tmp_path,
+        )
+        assert same.returncode == 0, same.stderr
+        assert "rescored 60 documents with model tiny-1; rejected 2 (invalid_json 1, schema 1)" in same.stdout
+        recomputed = {window_key(t): t for t in read_jsonl(tmp_path / "trends.jsonl")}
 
-        def complete(records: list[dict[str, Any]]) -> bool:
+        def caught_up(records: list[dict[str, Any]]) -> bool:
+            """Every minute window published, and the latest value of each window the recomputed one."""
             latest = {window_key(r): r for r in records}
-            return sum(r["total"] for k, r in latest.items() if k[0] == "topic" and k[2] == "60s") == len(docs)
+            minutes = {k for k in recomputed if k[2] == "60s"} <= latest.keys()
+            return minutes and all(
+                k in recomputed and {f: recomputed[k][f] for f in SAME} == {f: r[f] for f in SAME}
+                for k, r in latest.items()
+            )
 
-        pipeline.consume("trends", complete, timeout=90)
-        time.sleep(2)  # the emit after the last count has been written: read everything, latest wins
-        live = {window_key(r): r for r in pipeline.consume("trends", lambda r: False, timeout=4)}
+        live = {window_key(r): r for r in pipeline.consume("trends", caught_up, timeout=90)}
     finally:
         stop(worker)
 
-    env = pipeline.env()
-    same = finmon(
-        ["rescore", "--topic", pipeline.topics["news"], "--output", "same.jsonl", "--trends-output", "trends.jsonl"],
-        env,
-        tmp_path,
-    )
-    assert same.returncode == 0, same.stderr
-    assert "rescored 60 documents with model tiny-1; rejected 2 (invalid_json 1, schema 1)" in same.stdout
-    recomputed = {window_key(t): t for t in read_jsonl(tmp_path / "trends.jsonl")}
     # the worker publishes every minute window it counted, and of the hopping windows those that
     # have trailed its clock; each of them must equal the recomputed final
     assert live.keys() <= recomputed.keys()
