@@ -36,6 +36,7 @@ class Example:
     topic: str | None = None
     weight: float = 1.0
     sources: set[str] = field(default_factory=set)
+    guessed: set[str] = field(default_factory=set)  # heads whose label a teacher model gave, not a person
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModel
 from models.dataset import Example
 from models.errors import ArtifactError
 from models.tokenize import TextEncoder
-from models.training.export import MIN_INT8_AGREEMENT, export_artifact
+from models.training.export import MAX_INT8_DROP, export_artifact
 from models.training.network import TwoHeadClassifier
 from models.training.train import add_int8_metrics
 
@@ -44,10 +44,9 @@ def load_checkpoint_examples(folder: Path) -> tuple[TwoHeadClassifier, dict[str,
 
 
 def export_checkpoint(
-    folder: Path, output: Path, keep_fp32: bool = False, min_int8_agreement: float = MIN_INT8_AGREEMENT
+    folder: Path, output: Path, keep_fp32: bool = False, max_int8_drop: float = MAX_INT8_DROP
 ) -> dict[str, Any]:
     model, record, validation = load_checkpoint_examples(folder)
-    texts = [example.text for example in validation]
     encoder = TextEncoder.from_file(
         folder / "tokenizer.json",
         int(record.get("max_length", 128)),
@@ -58,9 +57,9 @@ def export_checkpoint(
         encoder,
         folder / "tokenizer.json",
         output,
-        texts,
+        validation,
         record,
         keep_fp32=keep_fp32,
-        min_int8_agreement=min_int8_agreement,
+        max_int8_drop=max_int8_drop,
     )
     return add_int8_metrics(output, validation, manifest)

@@ -25,20 +25,29 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.06
     dropout: float = 0.1
-    patience: int = 1
+    patience: int = 2
+    evaluations_per_epoch: int = 2
+    label_smoothing: float = 0.1
+    class_balance: float = 0.3
+    layer_decay: float = 0.9
+    teacher: Path | None = None
+    teacher_threshold: float = 0.9
+    teacher_weight: float = 0.5
     validation_fraction: float = 0.1
     seed: int = 13
     max_steps: int | None = None
     threads: int | None = None
     model_version: str | None = None
     keep_fp32: bool = False
-    min_int8_agreement: float = 0.995
+    max_int8_drop: float = 0.003
     checkpoint: Path | None = None
     progress: bool = True
 
     def hyperparameters(self) -> dict[str, Any]:
         skip = {"base_model", "output", "sentiment_data", "topic_data", "feedback_data", "checkpoint", "progress"}
-        return {k: v for k, v in asdict(self).items() if k not in skip}
+        values = {k: v for k, v in asdict(self).items() if k not in skip}
+        values["teacher"] = str(self.teacher) if self.teacher else None
+        return values
 
 
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from models.tokenize import TextEncoder
 from models.training.config import TrainConfig
 from models.training.export import export_artifact
 from models.training.network import TwoHeadClassifier
+from models.training.recipe import HEADS, add_teacher_labels, bucketed_batches, class_weights, parameter_groups
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -47,19 +49,35 @@ def tokenizer_file(base: Path, workdir: Path) -> Path:
     return workdir / "tokenizer.json"
 
 
-def targets(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    sentiment_index = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
-    topic_index = {label: i for i, label in enumerate(TOPIC_LABELS)}
-    sentiment = [sentiment_index[e.sentiment] if e.sentiment else IGNORE for e in examples]
-    topic = [topic_index[e.topic] if e.topic else IGNORE for e in examples]
-    weight = [e.weight for e in examples]
-    return torch.tensor(sentiment), torch.tensor(topic), torch.tensor(weight, dtype=torch.float32)
+def targets(examples: Sequence[Example], head: str, guessed_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One head's class indices (IGNORE where unlabeled) and per-example weights (a teacher's guess
+    weighs ``guessed_weight`` times a person's label)."""
+    index = {label: i for i, label in enumerate(HEADS[head])}
+    target = [index[getattr(e, head)] if getattr(e, head) else IGNORE for e in examples]
+    weight = [e.weight * (guessed_weight if head in e.guessed else 1.0) for e in examples]
+    return torch.tensor(target), torch.tensor(weight, dtype=torch.float32)
 
 
-def weighted_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    losses = nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
-    present = (target != IGNORE).float() * weight
-    return (losses * present).sum() / present.sum().clamp(min=1e-6)
+@dataclass(frozen=True)
+class Loss:
+    """Cross-entropy per head with class weights and label smoothing, averaged over labeled examples."""
+
+    classes: dict[str, torch.Tensor]
+    smoothing: float
+    guessed_weight: float
+
+    def __call__(self, head: str, logits: torch.Tensor, batch: Sequence[Example]) -> torch.Tensor:
+        target, weight = targets(batch, head, self.guessed_weight)
+        losses = nn.functional.cross_entropy(
+            logits,
+            target,
+            weight=self.classes[head],
+            ignore_index=IGNORE,
+            reduction="none",
+            label_smoothing=self.smoothing,
+        )
+        present = (target != IGNORE).float() * weight
+        return (losses * present).sum() / present.sum().clamp(min=1e-6)
 
 
 def predict(
@@ -92,7 +110,9 @@ def validation_metrics(validation: Sequence[Example], sentiment: Sequence[str], 
 
 
 def score_of(result: dict[str, Any]) -> float:
-    values = [float(head["accuracy"]) for head in result.values()]
+    """What early stopping keeps: the mean of both heads' accuracy and macro-F1 (macro-F1 so that a
+    model that gives up on the rare topics does not win)."""
+    values = [float(head[key]) for head in result.values() for key in ("accuracy", "macro_f1")]
     return sum(values) / len(values) if values else 0.0
 
 
@@ -127,6 +147,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     raw, datasets = load_examples(config)
     examples = deduplicate(raw)
     train_set, validation = stratified_split(examples, config.validation_fraction, config.seed)
+    teacher = None
+    if config.teacher:
+        added = add_teacher_labels(train_set, config.teacher, config.teacher_threshold)
+        teacher = {"model": _teacher_version(config.teacher), "threshold": config.teacher_threshold, "added": added}
     log.info(
         "%d examples, %d after near-duplicate removal: %d train, %d validation",
         len(raw),
@@ -140,7 +164,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model = TwoHeadClassifier.from_base(config.base_model, config.dropout)
         best, best_metrics, history = fit(model, encoder, train_set, validation, config)
         model.load_state_dict(best)
-        texts = [e.text for e in validation]
         manifest = {
             "version": config.model_version or default_version(config.base_model),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -150,6 +173,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "truncation": {"strategy": "head+tail", "head_fraction": encoder.head_fraction},
             "pooling": "mean",
             "datasets": datasets,
+            "teacher_labels": teacher,
             "examples": {
                 "read": len(raw),
                 "after_dedup": len(examples),
@@ -168,10 +192,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             encoder,
             tok_file,
             config.output,
-            texts,
+            validation,
             manifest,
             keep_fp32=config.keep_fp32,
-            min_int8_agreement=config.min_int8_agreement,
+            max_int8_drop=config.max_int8_drop,
         )
     return add_int8_metrics(config.output, validation, written)
 
@@ -191,8 +215,9 @@ def add_int8_metrics(folder: Path, validation: Sequence[Example], manifest: dict
 
 
 def schedule(model: TwoHeadClassifier, config: TrainConfig, total: int) -> tuple[Any, Any]:
-    """AdamW with linear warm-up over ``warmup_fraction`` of the steps, then linear decay to zero."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    """AdamW with layer-wise decay, linear warm-up over ``warmup_fraction`` of the steps, then linear decay to zero."""
+    groups = parameter_groups(model, config.learning_rate, config.weight_decay, config.layer_decay)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     warmup = max(1, int(total * config.warmup_fraction))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
@@ -201,13 +226,17 @@ def schedule(model: TwoHeadClassifier, config: TrainConfig, total: int) -> tuple
 
 
 def train_step(
-    model: TwoHeadClassifier, encoder: TextEncoder, batch: Sequence[Example], optimizer: Any, scheduler: Any
+    model: TwoHeadClassifier,
+    encoder: TextEncoder,
+    batch: Sequence[Example],
+    loss_of: Loss,
+    optimizer: Any,
+    scheduler: Any,
 ) -> float:
     """One optimizer step on ``batch``: both heads' weighted losses, gradients clipped at 1; the loss."""
     enc = encoder.encode([e.text for e in batch])
-    sentiment, topic, weight = targets(batch)
     s_logits, t_logits = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
-    loss = weighted_loss(s_logits, sentiment, weight) + weighted_loss(t_logits, topic, weight)
+    loss = loss_of("sentiment", s_logits, batch) + loss_of("topic", t_logits, batch)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -226,6 +255,24 @@ def epoch_record(epoch: int, step: int, loss: float, result: dict[str, Any]) -> 
     }
 
 
+@dataclass
+class Best:
+    """The best evaluation so far, its weights, and how many evaluations since it."""
+
+    state: dict[str, torch.Tensor]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    score: float = -1.0
+    stale: int = 0
+
+    def offer(self, model: nn.Module, result: dict[str, Any]) -> None:
+        score = score_of(result)
+        if score > self.score:
+            self.score, self.stale, self.metrics = score, 0, result
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+
+
 def fit(
     model: TwoHeadClassifier,
     encoder: TextEncoder,
@@ -233,49 +280,47 @@ def fit(
     validation: Sequence[Example],
     config: TrainConfig,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[dict[str, Any]]]:
+    """Train with an evaluation ``evaluations_per_epoch`` times an epoch; stop after ``patience``
+    evaluations without improvement and return the best weights, their metrics and the history."""
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
+    total = min(steps_per_epoch * config.epochs, config.max_steps or steps_per_epoch * config.epochs)
+    every = max(1, math.ceil(steps_per_epoch / max(1, config.evaluations_per_epoch)))
     optimizer, scheduler = schedule(model, config, total)
+    loss_of = Loss(
+        {h: class_weights(train_set, h, config.class_balance) for h in HEADS},
+        config.label_smoothing,
+        config.teacher_weight,
+    )
     generator = random.Random(config.seed)
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    best_metrics: dict[str, Any] = {}
-    best_score, stale, step = -1.0, 0, 0
+    best = Best({k: v.detach().clone() for k, v in model.state_dict().items()})
     history: list[dict[str, Any]] = []
     bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
-    for epoch in range(1, config.epochs + 1):
-        order = list(range(len(train_set)))
-        generator.shuffle(order)
+    step, running = 0, 0.0
+    while step < total and best.stale <= config.patience:
         model.train()
-        running = 0.0
-        for start in range(0, len(order), config.batch_size):
-            if step >= total:
-                break
-            batch = [train_set[i] for i in order[start : start + config.batch_size]]
-            loss = train_step(model, encoder, batch, optimizer, scheduler)
+        for indices in bucketed_batches(train_set, config.batch_size, generator):
+            loss = train_step(model, encoder, [train_set[i] for i in indices], loss_of, optimizer, scheduler)
             step += 1
             running = 0.9 * running + 0.1 * loss if step > 1 else loss
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{running:.3f}")
-        s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
-        result = validation_metrics(validation, s_pred, t_pred)
-        score = score_of(result)
-        history.append(epoch_record(epoch, step, running, result))
-        log.info("epoch %d: %s", epoch, history[-1])
-        bar.write(f"epoch {epoch}: " + json.dumps(history[-1]))
-        if score > best_score:
-            best_score, stale, best_metrics = score, 0, result
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale > config.patience:
-                bar.write(f"early stop: no improvement for {stale} evaluations")
+            if step % every == 0 or step == total:
+                s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
+                result = validation_metrics(validation, s_pred, t_pred)
+                history.append(epoch_record(math.ceil(step / steps_per_epoch), step, running, result))
+                bar.write(json.dumps(history[-1]))
+                best.offer(model, result)
+                model.train()
+            if step >= total or best.stale > config.patience:
                 break
-        if step >= total:
-            break
+    if best.stale > config.patience:
+        bar.write(f"early stop: no improvement for {best.stale} evaluations")
     bar.close()
-    return best_state, best_metrics, history
+    return best.state, best.metrics, history
+
+
+def _teacher_version(folder: Path) -> str:
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return str(manifest.get("version", folder.name))
 
 
 def default_version(base: Path) -> str:

@@ -67,7 +67,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError as exc:
         raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
     manifest = export_checkpoint(
-        args.checkpoint, args.output, keep_fp32=args.keep_fp32, min_int8_agreement=args.min_int8_agreement
+        args.checkpoint, args.output, keep_fp32=args.keep_fp32, max_int8_drop=args.max_int8_drop
     )
     print(json.dumps(manifest["export"], indent=2))
     print(f"model {manifest['version']} exported to {args.output}")
@@ -136,12 +136,37 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--patience", type=int, default=DEFAULTS["patience"], help="evaluations without improvement before stopping"
     )
     p.add_argument("--validation-fraction", type=fraction, default=DEFAULTS["validation_fraction"])
+    p.add_argument("--evaluations-per-epoch", type=positive_int, default=DEFAULTS["evaluations_per_epoch"])
+    p.add_argument("--label-smoothing", type=fraction, default=DEFAULTS["label_smoothing"])
+    p.add_argument(
+        "--class-balance",
+        type=float,
+        default=DEFAULTS["class_balance"],
+        help="loss weight of a class is (count / mean count) ** -this (0: plain)",
+    )
+    p.add_argument(
+        "--layer-decay", type=fraction, default=DEFAULTS["layer_decay"], help="learning-rate factor per layer down"
+    )
+    p.add_argument(
+        "--teacher",
+        type=existing_dir,
+        help="a finmon model folder that labels the head each data set lacks (where it is sure enough)",
+    )
+    p.add_argument("--teacher-threshold", type=fraction, default=DEFAULTS["teacher_threshold"])
+    p.add_argument(
+        "--teacher-weight", type=float, default=DEFAULTS["teacher_weight"], help="loss weight of a teacher's label"
+    )
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
     p.add_argument("--threads", type=positive_int, help="torch threads")
     p.add_argument("--model-version", help="version recorded in the manifest")
     p.add_argument("--keep-fp32", action="store_true", help="also write the fp32 ONNX reference")
-    p.add_argument("--min-int8-agreement", type=fraction, default=DEFAULTS["min_int8_agreement"])
+    p.add_argument(
+        "--max-int8-drop",
+        type=fraction,
+        default=DEFAULTS["max_int8_drop"],
+        help="most validation accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=train)
 
@@ -151,7 +176,12 @@ def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--checkpoint", type=existing_dir, required=True)
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--keep-fp32", action="store_true")
-    p.add_argument("--min-int8-agreement", type=fraction, default=DEFAULTS["min_int8_agreement"])
+    p.add_argument(
+        "--max-int8-drop",
+        type=fraction,
+        default=DEFAULTS["max_int8_drop"],
+        help="most validation accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
+    )
     p.set_defaults(handler=export)
 
 
