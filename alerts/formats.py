@@ -21,12 +21,30 @@ def _labels(alert: Alert) -> dict[str, str]:
     }
 
 
-def _summary(alert: Alert) -> str:
+REASONS = {
+    "negative_share": "negative share above the key's usual",
+    "negative_volume": "negative story count above the key's usual",
+}
+
+
+def explain(alert: Alert) -> str:
+    """Why the alert fired, in one line: the test that fired, what was seen against what is usual."""
+    p_value = f"p={alert.p_value:.1e}"
+    if alert.reason == "negative_volume":
+        usual = alert.baseline_negative_count
+        usual_text = f"{usual:.1f}" if usual is not None else "?"
+        return (
+            f"negative_volume: {alert.negative_count} negative stories vs {usual_text} usual a window "
+            f"({alert.observed_negative_share:.0%} of {alert.count}, {p_value})"
+        )
     return (
-        f"Negative news {alert.status} on {alert.scope} {alert.key}: "
-        f"{alert.observed_negative_share:.0%} negative of {alert.count} "
-        f"(baseline {alert.baseline_negative_share:.0%})"
+        f"negative_share: {alert.observed_negative_share:.0%} negative vs {alert.baseline_negative_share:.0%} usual "
+        f"({alert.negative_count} of {alert.count} stories, {alert.lift:.1f}x, {p_value})"
     )
+
+
+def _summary(alert: Alert) -> str:
+    return f"Negative news {alert.status} on {alert.scope} {alert.key}: {explain(alert)}"
 
 
 def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "") -> dict[str, Any]:
@@ -35,6 +53,7 @@ def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "")
     headlines = "; ".join(h.title for h in alert.headlines)
     annotations = {
         "summary": _summary(alert),
+        "reason": alert.reason or "",
         "headlines": headlines,
         "p_value": f"{alert.p_value}",
         "alert_id": alert.alert_id,
@@ -78,7 +97,7 @@ def slack(alert: Alert) -> dict[str, Any]:
 
 def render(alert: Alert, fmt: str, receiver: str = "finmon") -> dict[str, Any]:
     if fmt == "json":
-        return alert.model_dump(mode="json")
+        return {**alert.model_dump(mode="json"), "summary": _summary(alert)}
     if fmt == "alertmanager":
         return alertmanager(alert, receiver)
     if fmt == "slack":

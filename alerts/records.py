@@ -40,6 +40,8 @@ class KeyState:
     calm: int = 0
     cooldown_until: float = -1.0
     last_window: str = ""
+    seen_negative: int = 0  # unique negative stories and all unique stories of the warm-up windows
+    seen_total: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,7 @@ class Alert(Record):
     reason: str | None = None
     lift: float = 0.0
     negative_count: int = 0
+    baseline_negative_count: float | None = None  # the key's usual negative stories per window
     p_value: float = 1.0
     headlines: tuple[Headline, ...] = ()
     tickers: tuple[str, ...] = ()

@@ -28,7 +28,9 @@ class DetectorSettings(BaseModel):
     baseline_weight: float = Field(0.1, gt=0, le=1, description="Weight of a new window in the baseline (EWMA).")
     prior_share: float = Field(0.25, gt=0, lt=1, description="Baseline negative share of a key with no history.")
     prior_count: float = Field(2.0, ge=0, description="Baseline negative count per window of a new key.")
-    prior_weight: float = Field(2.0, ge=0, description="The prior counts as this many windows of history.")
+    prior_documents: float = Field(
+        10.0, ge=0, description="The prior counts as this many stories while a new key warms up."
+    )
     warmup_windows: int = Field(3, ge=0, description="Windows a new key only learns from before it can fire.")
     firing_learning: float = Field(
         0.25,

@@ -5,8 +5,12 @@ documents, a one-sided binomial test puts its negative share above the key's bas
 and the lift is material; or when its negative count surges far above its own baseline (Poisson).
 A firing key stays one alert until its share is calm for ``exit_windows`` windows, then resolves
 once and cannot fire again within the cooldown. A new key only learns for ``warmup_windows``
-windows, its baseline starting at the prior; while firing, the baseline learns at a fraction of its
-weight, so a lasting new level resolves in time rather than firing forever.
+windows: its baseline is then the pooled share of all its stories so far, with the prior worth
+``prior_documents`` stories (so a busy key's own level, not the prior, is what it is judged against
+after the warm-up); from then on an exponentially weighted average. While firing, the baseline
+learns at a fraction of its weight, so a lasting new level resolves in time rather than firing forever.
+A window with no stories is calm: the worker reports a few of them after a key's last story, so an
+alert on a key that goes quiet resolves.
 """
 
 from __future__ import annotations
@@ -90,12 +94,20 @@ class SpikeDetector:
         return [resolved]
 
     def _learn(self, state: KeyState, stats: WindowStats, scale: float = 1.0) -> None:
-        """EWMA of the key's share; the first windows average with the prior (weighted as prior_weight windows)."""
-        weight = max(self.settings.baseline_weight, 1.0 / (self.settings.prior_weight + state.windows + 1)) * scale
-        if stats.total:
-            share = (1 - weight) * state.baseline_share + weight * stats.share
-            state.baseline_share = min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
-        state.baseline_negative = (1 - weight) * state.baseline_negative + weight * stats.negative
+        """Pooled share and mean negative count while the key warms up; then an EWMA of each."""
+        s = self.settings
+        if state.windows < max(1, s.warmup_windows):
+            state.seen_negative += stats.negative
+            state.seen_total += stats.total
+            share = (s.prior_share * s.prior_documents + state.seen_negative) / max(
+                s.prior_documents + state.seen_total, 1e-9
+            )
+            state.baseline_negative = (s.prior_count + state.seen_negative) / (state.windows + 2)
+        else:
+            weight = s.baseline_weight * scale
+            share = (1 - weight) * state.baseline_share + weight * stats.share if stats.total else state.baseline_share
+            state.baseline_negative = (1 - weight) * state.baseline_negative + weight * stats.negative
+        state.baseline_share = min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
         state.windows += 1
 
     def _alert(self, state: KeyState, stats: WindowStats, status: str, decision: dict[str, Any]) -> Alert:
@@ -115,6 +127,7 @@ class SpikeDetector:
             lift=round(lift, 4),
             count=stats.total,
             negative_count=stats.negative,
+            baseline_negative_count=round(state.baseline_negative, 3),
             p_value=p_value,
             severity=severity,
             headlines=tuple(Headline.model_validate(h) for h in headlines),

@@ -56,6 +56,13 @@ class View:
         if key not in self.windows or record.window_start >= self.windows[key].window_start:
             self.windows[key] = record
 
+    def current(self, scope: str, window: str) -> list[Trend]:
+        """Each key's latest window of ``scope``, if it is one of the two newest windows seen and has stories:
+        a key that went quiet drops off instead of standing as the latest for minutes."""
+        latest = [r for (s, _, w), r in self.windows.items() if s == scope and w == window]
+        recent = sorted({r.window_start for (s, _, w), r in self.windows.items() if w == window})[-2:]
+        return [r for r in latest if r.total and r.window_start in recent]
+
     def add_metrics(self, text: str, now: float) -> None:
         totals: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
@@ -77,20 +84,14 @@ class View:
             f"dead-lettered {c.get('finmon_documents_dead_lettered_total', 0):.0f}  ({self.rate:.1f} docs/s)",
             f"latest {window} windows by topic: negative / neutral / positive, negative share",
         ]
-        rows = sorted(
-            (r for (scope, _, w), r in self.windows.items() if scope == "topic" and w == window),
-            key=lambda r: -r.negative_share,
-        )
+        rows = sorted(self.current("topic", window), key=lambda r: -r.negative_share)
         for r in rows[:12]:
             n = r.counts
             lines.append(
                 f"  {r.key[:28]:<28} {r.window_start[11:16]}  {n.negative:>4} {n.neutral:>4} "
                 f"{n.positive:>4}  {r.negative_share:>5.0%}{'  final' if r.final else ''}"
             )
-        tickers = sorted(
-            (r for (scope, _, w), r in self.windows.items() if scope == "ticker" and w == window),
-            key=lambda r: (-r.negative_share, -r.total),
-        )[:5]
+        tickers = sorted(self.current("ticker", window), key=lambda r: (-r.negative_share, -r.total))[:5]
         if tickers:
             lines.append(
                 "most negative tickers: " + ", ".join(f"{r.key} {r.negative_share:.0%} of {r.total}" for r in tickers)

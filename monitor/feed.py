@@ -32,7 +32,7 @@ COMPANIES = [
     ("Pfizer", "PFE"),
     ("Boeing", "BA"),
     ("Netflix", "NFLX"),
-    ("Goldman Sachs", "GS"),
+    ("Nike", "NKE"),
     ("Chevron", "CVX"),
     ("Intel", "INTC"),
     ("Walmart", "WMT"),
@@ -40,20 +40,23 @@ COMPANIES = [
 ]
 SOURCES = ["Newswire", "MarketDesk", "FinWire", "Street Journal", "Global Markets Daily"]
 
+# {c} a company, named as wires name it: finmon's linker turns the name into its ticker, so the feed
+# sends no tickers; {bank} a bank quoted as the analyst (linked, but not counted as the subject);
+# {t} a cashtag. A template without {c} or {t} is about no company.
 TEMPLATES: dict[str, dict[str, list[str]]] = {
     "negative": {
         "Earnings": [
-            "{c} cuts full-year outlook by {n}% after weak quarter ${t}",
+            "{c} cuts full-year outlook by {n}% after weak quarter",
             "{c} issues profit warning, shares slump {n}%",
-            "{c} misses earnings estimates as margins shrink ${t}",
+            "{c} misses earnings estimates as margins shrink",
         ],
         "Analyst Update": [
-            "{bank} downgrades {c} to sell on slowing demand ${t}",
+            "{bank} downgrades {c} to sell on slowing demand",
             "{c} cut to underperform at {bank}, price target lowered {n}%",
         ],
-        "Stock Movement": ["{c} shares tumble {n}% after guidance cut ${t}", "${t} sinks {n}% in heavy selling"],
+        "Stock Movement": ["{c} shares tumble {n}% after guidance cut", "${t} sinks {n}% in heavy selling"],
         "Legal / Regulation": [
-            "Regulators open probe into {c} accounting, {n} units named ${t}",
+            "Regulators open probe into {c} accounting, {n} units named",
             "{c} fined ${n}m over data breach",
         ],
         "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops {n}% on surprise inventory build"],
@@ -64,10 +67,10 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
     },
     "neutral": {
         "Company / Product News": [
-            "{c} to present at investor conference on day {n} ${t}",
-            "{c} unveils {n} new products ${t}",
+            "{c} to present at investor conference on day {n}",
+            "{c} unveils {n} new products",
         ],
-        "Personnel Change": ["{c} names new chief financial officer after {n} years ${t}"],
+        "Personnel Change": ["{c} names new chief financial officer after {n} years"],
         "Fed / Central Banks": [
             "Fed officials meet in {n} days to discuss rates",
             "ECB keeps rates unchanged for {n}th meeting",
@@ -76,24 +79,24 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
             "Stocks open mixed ahead of jobs data, {n} sectors up",
             "Treasury yields steady before ${n}bn auction",
         ],
-        "Dividend": ["{c} declares regular quarterly dividend of {n} cents ${t}"],
+        "Dividend": ["{c} declares regular quarterly dividend of {n} cents"],
         "Legal / Regulation": ["Regulators publish {n} pages of new disclosure rules"],
         "Energy / Oil": ["Oil steady near ${n} a barrel ahead of OPEC meeting"],
         "Macro": ["Economists expect {n} basis points of growth this quarter"],
     },
     "positive": {
         "Earnings": [
-            "{c} beats estimates and raises full-year guidance ${t}",
+            "{c} beats estimates and raises full-year guidance",
             "{c} posts record quarterly profit, up {n}%",
         ],
-        "Dividend": ["{c} raises dividend {n}% and expands buyback ${t}"],
-        "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside ${t}"],
-        "Stock Movement": ["{c} shares jump {n}% on strong demand ${t}", "${t} rallies {n}% to record high"],
-        "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal ${t}"],
+        "Dividend": ["{c} raises dividend {n}% and expands buyback"],
+        "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside"],
+        "Stock Movement": ["{c} shares jump {n}% on strong demand", "${t} rallies {n}% to record high"],
+        "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal"],
         "IPO": ["Chipmaker IPO soars {n}% in trading debut"],
         "Energy / Oil": ["Oil rallies {n}% as OPEC+ extends output cuts"],
         "Macro": ["Factory output grows {n}% in strongest month this year"],
-        "Legal / Regulation": ["{c} wins appeal, ${n}m fine overturned ${t}"],
+        "Legal / Regulation": ["{c} wins appeal, ${n}m fine overturned"],
     },
 }
 BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferies"]
@@ -151,7 +154,6 @@ class SyntheticNews:
             "title": title,
             "body": "",
             "lang": "en",
-            "tickers": [ticker],
         }
 
     def _surge(self, rng: random.Random, company: str, ticker: str) -> tuple[str, str, str, str]:

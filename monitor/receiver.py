@@ -7,6 +7,7 @@ from collections import deque
 from aiohttp import web
 from pydantic import ValidationError
 
+from alerts.formats import explain
 from alerts.records import Alert
 
 
@@ -47,11 +48,9 @@ class AlertInbox:
             ]
         lines = [f"alerts received: {self.received}"]
         for alert in self.alerts:
-            why = "negative volume" if alert.reason == "negative_volume" else "negative share"
             lines.append(
-                f"  {alert.status.upper():<8} {alert.scope} {alert.key}: {why} "
-                f"{alert.observed_negative_share:.0%} vs baseline {alert.baseline_negative_share:.0%} "
-                f"({alert.negative_count} of {alert.count} stories negative, window {alert.window.start[11:16]})"
+                f"  {alert.status.upper():<8} {alert.scope} {alert.key}: {explain(alert)}, "
+                f"window {alert.window.start[11:16]}"
             )
             if alert.status == "firing":
                 lines += [f"      {h.score:+.2f}  {h.title[:90]}" for h in alert.headlines[:3]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -76,6 +77,14 @@ class StreamSettings(BaseModel):
         description="Seconds a news partition may stay quiet short of its end offset before it is read again "
         "from the first offset not scored (events the consumer dropped at a rebalance).",
     )
+    watchlist: Path | None = Field(
+        None,
+        description="A desk's companies, CSV with ticker, name and aliases (|-separated): linked by name in "
+        "titles and bodies, overriding the index universe.",
+    )
+    company_universe: bool = Field(
+        True, description="Link the constituents of 20 major indices (pytickersymbols) by name and alias."
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of /metrics and /health.")
     web_port: int = Field(6066, ge=0, le=65535)
     data_dir: str = Field("var/finmon", description="Faust's local state folder.")
@@ -95,6 +104,12 @@ class WindowSettings(BaseModel):
     expiry_interval: float = Field(30.0, gt=0, description="Seconds between looks for window state to delete.")
     expiry_per_second: float = Field(
         2000.0, gt=0, description="Most window-state deletions (changelog tombstones) a worker writes per second."
+    )
+    silent_windows: int = Field(
+        3,
+        ge=0,
+        description="Empty windows reported after a key's last story: a key that goes quiet reads zero, and "
+        "an alert on it resolves after the detector's exit_windows (keep this at least that).",
     )
     watch_tickers: tuple[str, ...] = Field(
         (), description='Tickers that get their own Prometheus gauges, as JSON (["AAPL", "TSLA"]); keep it short.'

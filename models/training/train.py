@@ -245,7 +245,7 @@ def train_step(
     return float(loss.item())
 
 
-def epoch_record(epoch: int, step: int, loss: float, result: dict[str, Any]) -> dict[str, Any]:
+def epoch_record(epoch: float, step: int, loss: float, result: dict[str, Any]) -> dict[str, Any]:
     return {
         "epoch": epoch,
         "step": step,
@@ -306,7 +306,7 @@ def fit(
             if step % every == 0 or step == total:
                 s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
                 result = validation_metrics(validation, s_pred, t_pred)
-                history.append(epoch_record(math.ceil(step / steps_per_epoch), step, running, result))
+                history.append(epoch_record(round(step / steps_per_epoch, 2), step, running, result))
                 bar.write(json.dumps(history[-1]))
                 best.offer(model, result)
                 model.train()

@@ -78,6 +78,7 @@ def rescore(args: argparse.Namespace, settings: Settings) -> int:
     from models.artifact import load_artifact
     from streams.batch.rescore import Job, Outputs, done_marker, finish, run_shards
     from streams.batch.sinks import check_output
+    from streams.core.companies import linker_for
     from streams.core.decode import Limits
     from streams.core.windows import window_specs
 
@@ -106,7 +107,10 @@ def rescore(args: argparse.Namespace, settings: Settings) -> int:
         settings.model.model_copy(
             update={"path": folder, "threads": threads, "device": args.device or settings.model.device}
         ),
+        settings.stream.watchlist,
+        settings.stream.company_universe,
     )
+    linker_for(settings.stream.watchlist, settings.stream.company_universe)  # a bad watchlist stops here
     total = sum(s.count for s in shards)
     already = sum(s.count for s in shards if done_marker(state, s).is_file())
     with tqdm(total=total, initial=already, unit="doc", desc="rescoring", disable=args.no_progress) as bar:

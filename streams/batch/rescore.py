@@ -30,6 +30,7 @@ from models.runtime import Classifier
 from models.settings import ModelSettings
 from streams.batch.sinks import produce, write_records
 from streams.batch.sources import Item, Shard, read_shard
+from streams.core.companies import linker_for
 from streams.core.decode import Limits
 from streams.core.records import DeadLetter, Trend, dumps
 from streams.core.scoring import Message, score_batch
@@ -52,6 +53,8 @@ class Job:
     kafka: KafkaSettings | None = None
     batch_size: int = 1024  # documents read and written per step; the model's own batch is in ``model_settings``
     model_settings: ModelSettings = field(default_factory=ModelSettings)
+    watchlist: Path | None = None
+    company_universe: bool = True
 
 
 @dataclass
@@ -124,7 +127,8 @@ def score_shard(job: Job, shard: Shard, classifier: Classifier, progress: Progre
         for items in batches(read_shard(shard, job.kafka), job.batch_size):
             messages = [item for item in items if isinstance(item, Message)]
             letters = [item for item in items if isinstance(item, DeadLetter)]
-            batch = score_batch(messages, classifier, job.limits, clock=lambda: job.scored_at)
+            linker = linker_for(job.watchlist, job.company_universe)
+            batch = score_batch(messages, classifier, job.limits, clock=lambda: job.scored_at, linker=linker)
             for _, record in batch.scored:
                 scored_out.write(dumps(record) + b"\n")
             for letter in letters + batch.dead:

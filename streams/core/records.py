@@ -75,9 +75,14 @@ class DeadLetter:
 
 
 def scored_record(
-    document: NewsDocument, prediction: dict[str, Any], tickers: list[str], scored_at: datetime
+    document: NewsDocument,
+    prediction: dict[str, Any],
+    tickers: list[str],
+    scored_at: datetime,
+    entities: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``news.scored`` record for a document and the model's answer; unknown input fields ride along."""
+    """The ``news.scored`` record for a document and the model's answer; unknown input fields ride along.
+    ``tickers`` are what trends count (given, cashtags, linked subjects); ``entities`` every company found."""
     return {
         **document.extra,
         "schema_version": SCHEMA_VERSION,
@@ -86,6 +91,7 @@ def scored_record(
         "source": document.source,
         "title": document.title,
         "tickers": tickers,
+        "entities": entities or [],
         "topic": prediction["topic"],
         "topic_scores": prediction["topic_scores"],
         "sentiment": prediction["sentiment"],

@@ -11,9 +11,10 @@ from typing import Any
 
 from models.errors import ModelError
 from models.runtime import Classifier, Timings
+from streams.core.companies import Linker, linker_for, subjects
 from streams.core.decode import Limits, decode
 from streams.core.records import DeadLetter, NewsDocument, dumps, scored_record
-from streams.core.tickers import tag
+from streams.core.tickers import MAX_TICKERS, tag
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def score_batch(
     classifier: Classifier,
     limits: Limits,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    linker: Linker | None = None,
 ) -> BatchResult:
-    """Score what decodes; dead-letter what does not; an inference failure dead-letters its batch."""
+    """Score what decodes; dead-letter what does not; an inference failure dead-letters its batch.
+    Companies are linked with ``linker`` (the index universe and finmon's aliases when None)."""
     result = BatchResult()
     documents: list[NewsDocument] = []
     for message in messages:
@@ -103,7 +106,11 @@ def score_batch(
                 )
         return result
     scored_at = clock()
+    linker = linker or linker_for()
     for doc, prediction in zip(documents, predictions, strict=True):
-        tickers = tag(doc.text, doc.tickers)
-        result.scored.append((doc, scored_record(doc, prediction.as_dict(), tickers, scored_at)))
+        tagged = tag(doc.text, doc.tickers)
+        entities = linker.link(doc.title, doc.body, tagged)
+        tickers = list(dict.fromkeys([*tagged, *subjects(entities)]))[:MAX_TICKERS]
+        record = scored_record(doc, prediction.as_dict(), tickers, scored_at, [e.as_dict() for e in entities])
+        result.scored.append((doc, record))
     return result

@@ -135,8 +135,10 @@ class TrendWindows:
         grace: int,
         max_future: int = 300,
         model_version: str | None = None,
+        silent_windows: int = 0,
     ) -> None:
         self.model_version = model_version  # carried by every trend record, as rescored ones carry theirs
+        self.silent_windows = silent_windows
         self.bucket = min(spec.step for spec in specs)
         for spec in specs:
             if spec.size % spec.step or spec.step % self.bucket:
@@ -265,19 +267,17 @@ class TrendWindows:
         return found
 
     def close(self, now: float) -> list[Trend]:
-        """Final records of every window whose end plus grace has passed, each once per process."""
+        """Final records of every window whose end plus grace has passed, each once per process: the
+        windows with stories, then ``silent_windows`` empty ones after a key's last story (so a key that
+        goes quiet reads zero, and an alert on it can resolve, instead of its last window standing)."""
         out = []
         for (scope, key), starts in sorted(self._bucket_starts().items()):
             for spec in self.specs:
                 done = self.finalized.get((scope, key, spec.name), -1)
-                closable = sorted(
-                    {
-                        w
-                        for b in starts
-                        for w in spec.starts_containing(b)
-                        if w > done and w + spec.size + self.grace <= now
-                    }
-                )
+                counted = {w for b in starts for w in spec.starts_containing(b)}
+                last = max(counted)
+                silent = range(last + spec.step, last + spec.step * (self.silent_windows + 1), spec.step)
+                closable = sorted(w for w in counted.union(silent) if w > done and w + spec.size + self.grace <= now)
                 for window_start in closable:
                     out.append(self.result(scope, key, spec, window_start, final=True))
                 if closable:

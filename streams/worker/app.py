@@ -16,6 +16,7 @@ from faust.transport.drivers import aiokafka as kafka_driver
 from alerts.settings import AlertSettings
 from models.runtime import Classifier
 from streams.cluster.topics import tls_context
+from streams.core.companies import linker_for
 from streams.core.decode import Limits
 from streams.core.windows import TrendWindows, window_specs
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
@@ -111,11 +112,12 @@ def create_worker(
     serve_metrics(w.app, metrics)
     add_health(w.app, metrics, info)
     limits = Limits(stream.max_message_bytes, stream.max_text_chars)
-    add_score(w, Scorer(classifier, limits, metrics), add_offset_check(w))
+    linker = linker_for(stream.watchlist, stream.company_universe)
+    add_score(w, Scorer(classifier, limits, metrics, linker), add_offset_check(w))
     add_fan_out(w)
     state = TrendWindows(
         w.table("trend-buckets"), w.table("trend-seen"), window_specs(windows), windows.grace_seconds,
-        windows.max_future_seconds, info["version"],
+        windows.max_future_seconds, info["version"], windows.silent_windows,
     )  # fmt: skip
     expiry = Expiry(windows.expiry_interval, windows.expiry_per_second)
     add_window(w, state, expiry)

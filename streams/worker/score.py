@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from faust.types import TP
 
 from models.runtime import Classifier
 from streams.cluster.topics import client_options
+from streams.core.companies import Linker
 from streams.core.decode import Limits
 from streams.core.gaps import GapGuard
 from streams.core.scoring import BatchResult, Message, score_batch
@@ -31,13 +33,15 @@ class Scorer:
     classifier: Classifier
     limits: Limits
     metrics: WorkerMetrics
+    linker: Linker | None = None
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="finmon-inference")
     )
 
     async def score(self, messages: Sequence[Message]) -> BatchResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, score_batch, messages, self.classifier, self.limits)
+        job = functools.partial(score_batch, messages, self.classifier, self.limits, linker=self.linker)
+        return await loop.run_in_executor(self.executor, job)
 
     def count(self, result: BatchResult, messages: Sequence[Message], now: float) -> None:
         self.metrics.observe_inference(result.timings)

@@ -32,6 +32,15 @@
     return node;
   }
   const pct = (x) => `${Math.round((Number(x) || 0) * 100)}%`;
+  // why an alert fired, as alerts.formats.explain words it
+  const reasonText = (a) => {
+    const p = `p=${Number(a.p_value ?? 1).toExponential(1)}`;
+    if (a.reason === "negative_volume") {
+      const usual = a.baseline_negative_count == null ? "?" : Number(a.baseline_negative_count).toFixed(1);
+      return `negative_volume: ${a.negative_count} negative stories vs ${usual} usual a window (${pct(a.observed_negative_share)} of ${a.count}, ${p})`;
+    }
+    return `negative_share: ${pct(a.observed_negative_share)} negative vs ${pct(a.baseline_negative_share)} usual (${a.negative_count} of ${a.count} stories, ${Number(a.lift || 0).toFixed(1)}x, ${p})`;
+  };
   const clock = (iso) => {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? "" : d.toISOString().slice(11, 19);
@@ -197,7 +206,8 @@
         head.append(el("span", "key", `${a.scope} ${a.key}`), el("span", `pill ${a.status === "firing" ? "negative" : "neutral"}`, a.status));
         card.appendChild(head);
         const win = a.window || {};
-        const facts = `${pct(a.observed_negative_share)} negative vs ${pct(a.baseline_negative_share)} usual · ${a.count} docs · ${a.severity || ""} · ${clock(win.start)}`;
+        card.appendChild(el("div", "why", reasonText(a)));
+        const facts = `${a.count} docs · ${a.severity || ""} · ${clock(win.start)}`;
         card.appendChild(el("div", "facts", facts));
         const list = el("ul");
         for (const h of (a.headlines || []).slice(0, 3)) {

@@ -3,6 +3,8 @@
 import random
 from datetime import UTC, datetime
 
+import pytest
+
 from alerts.records import WindowStats
 from alerts.settings import DetectorSettings, preset
 from alerts.spike import SpikeDetector
@@ -60,11 +62,29 @@ def test_a_new_key_uses_the_prior() -> None:
 
 
 def test_a_new_key_that_is_always_negative_learns_its_level_instead_of_firing() -> None:
-    detector = SpikeDetector(DetectorSettings(prior_share=0.25, prior_weight=2, warmup_windows=3))
-    assert run(detector, [window(i, 18, 20, key="Legal") for i in range(40)]) == []
-    state = detector.state("topic", "Legal")
-    assert state.baseline_share > 0.8  # averaged with the prior, then tracked
+    detector = SpikeDetector(DetectorSettings(prior_share=0.25, prior_documents=10, warmup_windows=3))
+    assert run(detector, [window(i, 18, 20, key="Legal") for i in range(3)]) == []
+    # after the warm-up the baseline is the key's own pooled level (54 of 60), the prior worth 10 stories
+    assert detector.state("topic", "Legal").baseline_share == pytest.approx((0.25 * 10 + 54) / 70)
+    assert run(detector, [window(i, 18, 20, key="Legal") for i in range(3, 40)]) == []
+    assert detector.state("topic", "Legal").baseline_share > 0.8
     assert detector.observe(window(40, 20, 20, key="Legal")) == []
+
+
+def test_a_busy_key_is_judged_against_its_own_level_after_the_warm_up_not_the_prior() -> None:
+    """The demo's first alert: a topic at 60% negative with 50 stories a window fired on the first window
+    after warm-up while its baseline was still weighed towards the 25% prior."""
+    detector = SpikeDetector(DetectorSettings(warmup_windows=3))
+    rng = random.Random(3)
+    windows = [window(i, sum(rng.random() < 0.6 for _ in range(50)), 50, key="Legal") for i in range(60)]
+    assert run(detector, windows) == []
+
+
+def test_a_key_that_goes_quiet_resolves_on_empty_windows() -> None:
+    detector = SpikeDetector(DetectorSettings(exit_windows=2))
+    alerts = run(detector, [*steady(0, 30), window(30, 16, 20), window(31, 0, 0), window(32, 0, 0)])
+    assert [a.status for a in alerts] == ["firing", "resolved"]
+    assert alerts[1].count == 0
 
 
 def test_a_lasting_new_level_resolves_once_instead_of_firing_forever() -> None:

@@ -3,9 +3,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.feed import FeedOptions, SyntheticNews, replay
+from monitor.feed import COMPANIES, FeedOptions, SyntheticNews, replay
+from streams.core.companies import linker_for, subjects
 from streams.core.decode import decode
 from streams.core.records import NewsDocument
+from streams.core.tickers import tag
 
 
 class Clock:
@@ -40,10 +42,27 @@ def test_a_surge_makes_most_items_negative_about_the_key_only_during_the_surge()
     after = [generator.next() for _ in range(100)]
 
     def tsla_share(docs: list[dict[str, object]]) -> float:
-        return Counter(d["tickers"] == ["TSLA"] for d in docs)[True] / len(docs)
+        return Counter(about(d) == ["TSLA"] for d in docs)[True] / len(docs)
 
     assert tsla_share(during) > 0.6
     assert tsla_share(before) < 0.2 and tsla_share(after) < 0.2
+
+
+def about(doc: dict[str, object]) -> list[str]:
+    """The tickers the pipeline counts for a synthetic document: cashtags and linked subjects."""
+    title = str(doc["title"])
+    return list(dict.fromkeys([*tag(title), *subjects(linker_for().link(title))]))
+
+
+def test_a_headline_is_tagged_only_with_the_company_it_is_about() -> None:
+    generator = SyntheticNews(FeedOptions(seed=11), Clock())
+    docs = [generator.next() for _ in range(400)]
+    assert all("tickers" not in d for d in docs)  # the names in the headlines are what links them
+    for doc in docs:
+        named = [t for name, t in COMPANIES if name in str(doc["title"]) or f"${t}" in str(doc["title"])]
+        assert about(doc) == named, doc["title"]
+    assert sum(bool(about(d)) for d in docs) > 200
+    assert any("IPO" in str(d["title"]) and not about(d) for d in docs)
 
 
 def test_replay_keeps_ids_and_fills_what_is_missing(tmp_path: Path) -> None:
