@@ -7,6 +7,7 @@ broker's CPU share over both phases; beside the classifier alone (same texts, sa
 measured in the same run. The ratio is the pipeline's overhead.
 
     python benchmarks/pipeline.py [--docs 3000] [--configs 16:0.05 64:0.1 256:0.2] [--broker kafka embedded]
+    python benchmarks/pipeline.py --linking-only   # the scoring step with and without company linking
 
 Apache Kafka comes from the test setup's jars (`python -m tests.kafka fetch`, Java 17).
 """
@@ -181,8 +182,12 @@ def main() -> int:
         default=["at_least_once", "exactly_once"],
         help="processing guarantees to compare (exactly_once on Apache Kafka only)",
     )
+    parser.add_argument("--linking-only", action="store_true", help="only the in-process cost of company linking")
     args = parser.parse_args()
     docs = documents(args.docs)
+    if args.linking_only:
+        linking_cost(docs)
+        return 0
     texts = [str(d["title"]) for d in docs]
     work = Path(tempfile.mkdtemp(prefix="finmon-pipeline-"))
     rows = []
@@ -215,7 +220,32 @@ def main() -> int:
     for label in dict.fromkeys(r[0] for r in rows):
         ratios = [r[4] / r[3] for r in rows if r[0] == label]
         print(f"{label}: median pipeline/classifier ratio {statistics.median(ratios):.2f}")
+    linking_cost(docs)
     return 0
+
+
+def linking_cost(docs: list[dict[str, object]], rounds: int = 3) -> None:
+    """The scoring step (decode, classify, tag) with company linking against without it, in process,
+    alternating so drift in the machine's speed hits both alike."""
+    from streams.core.companies import Linker, linker_for
+    from streams.core.decode import Limits
+    from streams.core.scoring import Message, score_batch
+
+    classifier = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", batch_size=64)
+    messages = [Message(json.dumps(d).encode()) for d in docs]
+    chunks = [messages[i : i + 64] for i in range(0, len(messages), 64)]
+    linkers = {"with linking": linker_for(), "without": Linker([])}
+    seconds = dict.fromkeys(linkers, 0.0)
+    for _ in range(rounds):
+        for name, linker in linkers.items():
+            began = time.perf_counter()
+            for chunk in chunks:
+                score_batch(chunk, classifier, Limits(), linker=linker)
+            seconds[name] += time.perf_counter() - began
+    rates = {name: rounds * len(messages) / spent for name, spent in seconds.items()}
+    print(f"{'scoring step':<16}{'docs/s':>10}{'x without':>11}")
+    for name, rate in rates.items():
+        print(f"{name:<16}{rate:>10.1f}{rate / rates['without']:>10.3f}x")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,22 @@ COMMON_WORDS = _words(
     diploma disco douglas dover employers everest evolution ford fox gap gates harmonic hawkins hayward
     hilltop hub indus integer interface investor knowles lindsay match meta news next noble norma now
     orange partners phoenix pool progressive rational recruit rogers rollins screen shift sabre sage sharp
-    shell southern stride target universal verve visa waters weir wells"""
+    shell southern stride target universal verve visa waters weir wells
+    albany align american beacon bread california catalyst charter cincinnati citizens constellation
+    crescent customers digital dominion duke edison element expand extreme first fulton gibraltar golden
+    healthcare heritage huntington imperial insight jacobs liberty lincoln matthews merchants mercury
+    merlin minerals northern oxford patrick penguin penn powell principal protagonist redwood regions
+    republic rush stellar trinity triumph tyler werner williams zebra devon general national united"""
+)
+# Never names on their own: quarters and words that a legal form or a descriptor leaves behind.
+NEVER = _words("the q1 q2 q3 q4 h1 h2 fy inc corp co group holdings u.s. us u.k. uk")
+# Tickers that are also everyday upper-case words or abbreviations: not linked as bare symbols.
+TICKER_STOP = _words(
+    """IT ON ALL NOW CAT ARE BIG KEY LOW HAS CAR PM AM EU US UK OR AN SO GO BE DO ME MY OK TV AI CEO CFO COO
+    IPO ETF GDP EPS FY PT IP PR HR EV AT BY TO IN IS OF UP NEW OUT ONE NEXT TECH PLAY FAST SEE WELL LOVE
+    REAL SAVE TRUE FUN HOPE LIFE CASH GOLD FUND BEST GOOD ANY CAN HE IRS SEC FDA FED ECB OPEC USA ESG CPI
+    PPI ATH YTD QE API EBIT DOW ROE ROI RSI NAV AUM IMF WHO EPA FTC DOJ NYSE PE ED ES ARM BOX HUB NOV
+    DEC JAN MAR APR JUN JUL AUG SEP OCT FIVE SIX TEN WAY LUV HOG CHAT SNOW COLD HOT"""
 )
 _CUES_AFTER = re.compile(
     r"^(?:'s?\b|’s?\b|\s+(?:shares?|stock|stocks|inc\b|corp\b|corporation|co\b|plc|ceo|cfo|chief|board|"
@@ -60,12 +75,12 @@ _CUES_AFTER = re.compile(
     r"upgraded|downgraded|cut to|raised to|rallies|slumps|jumps|falls|rises|surges|plunges|tumbles|sinks|"
     r"soars|beats|misses|reports|posts|cuts|raises|issues|unveils|launches|names|declares|recalls|hires|"
     r"appoints|sues|settles|files|signs|wins|loses|fined|agrees|to buy|to acquire|to present|to cut|to raise|"
-    r"said|says|announces))",
+    r"said|says|announces|forecasts|expects|plans|moves into|iphone|stake))",
     re.IGNORECASE,
 )
 _CUES_BEFORE = re.compile(
     r"(?:\b(?:upgrades?|downgrades?|shares of|stake in|probe into|investigation into|sues|initiates|"
-    r"reiterates|acquire|acquires|buy|buys|rival)|\$[A-Z]{1,5})\s+$",
+    r"reiterates|acquire|acquires|buy|buys|rival|on)|\$[A-Z]{1,5})\s+$",
     re.IGNORECASE,
 )
 # A bank or agency named as the source of a view, not as the story's subject.
@@ -82,13 +97,15 @@ _ANALYST_AFTER = re.compile(
     r"^(?:'s?|’s?)?\s*(?:analysts?|strategists?|economists?|research|upgrades|downgrades|initiates|starts|"
     r"resumes|reiterates|raises|lifts|boosts|bumps|ups|hikes|cuts|trims|slashes|lowers|sees|says|expects|"
     r"gives|hits|reels|warns|goes|turns|likes|picks|names|calls|moves|keeps|maintains|is (?:bullish|bearish)|"
-    r"predicts|forecasts|loses (?:confidence|faith))\b",
+    r"predicts|forecasts|loses (?:confidence|faith)|upgrade|downgrade|note|(?:is )?(?:bullish|bearish|"
+    r"constructive|cautious|positive|negative) on)\b",
     re.IGNORECASE,
 )
 # What makes "X cuts ..." a house's view rather than news about X ("Goldman cuts 3,000 jobs").
 _RATING = re.compile(
     r"\b(?:PT|price target|targets?|ratings?|buy|sell|hold|outperform|underperform|overweight|underweight|"
-    r"equal[- ]weight|neutral|market perform|coverage|upside|downside|estimates?|bull|bear|top pick|forecast)\b",
+    r"equal[- ]weight|neutral|market perform|coverage|upside|downside|estimates?|bull|bear|top pick|forecast|"
+    r"upgrade|downgrade|constructive|cautious|bullish|bearish)\b",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
@@ -130,10 +147,20 @@ class Entity:
         }
 
 
+_DESCRIPTOR = re.compile(
+    r"\s+(?:technologies|technology|industries|international|systems|worldwide|enterprises|brands|companies|"
+    r"financial|therapeutics|pharmaceuticals|semiconductors?|entertainment|resources|realty|properties|"
+    r"communications|works|bancorp|bancshares|networks|solutions|services|holdings?|group|trust)$",
+    re.IGNORECASE,
+)
+
+
 def aliases_of(name: str) -> list[str]:
-    """The name as written and without its legal form ("Tesla, Inc." -> "Tesla")."""
+    """The name as written, without its legal form ("Tesla, Inc." -> "Tesla") and without a trailing
+    descriptor ("Agilent Technologies" -> "Agilent"); never a bare quarter or legal word."""
     bare = _LEGAL.sub("", name).strip(" ,")
-    return [name] if not bare or bare == name else [name, bare]
+    short = _DESCRIPTOR.sub("", bare).strip(" ,")
+    return [a for a in dict.fromkeys([name, bare, short]) if a and a.lower() not in NEVER]
 
 
 def universe() -> list[Company]:
@@ -226,8 +253,10 @@ class Linker:
         automaton = ahocorasick.Automaton()
         table: dict[str, list[tuple[str, Company]]] = {}
         for company in self.companies:
-            for alias in company.aliases:
-                if len(alias) >= 2:
+            symbol = company.ticker if re.fullmatch(r"[A-Z]{2,5}", company.ticker) else None
+            bare = [symbol] if symbol and symbol not in TICKER_STOP else []  # "GE finds a new CFO", "(BMY)"
+            for alias in dict.fromkeys([*company.aliases, *bare]):
+                if len(alias) >= 2 and alias.lower() not in NEVER:
                     table.setdefault(_fold(alias), []).append((alias, company))
         for key, entries in table.items():
             automaton.add_word(key, entries)
@@ -252,11 +281,11 @@ class Linker:
         if not text or self._automaton is None:
             return
         candidates = _longest(self._candidates(text))
-        for number, candidate in enumerate(candidates):
+        for candidate in candidates:
             company, surface = candidate.company, text[candidate.start : candidate.end]
             if not self._plausible(text, candidate, surface, company.ticker in known):
                 continue
-            role = "analyst" if _quoted(text, candidate, number < len(candidates) - 1) else "subject"
+            role = "analyst" if _quoted(text, candidate, len(candidates) > 1) else "subject"
             yield Entity(company.ticker, company.name, role, where, candidate.start, candidate.end, surface)
 
     def _candidates(self, text: str) -> Iterator[_Candidate]:
@@ -274,8 +303,8 @@ class Linker:
         if alias.isupper() and len(alias) <= 5:  # an acronym: its case exactly
             if surface != alias or text.isupper():
                 return False
-        elif not (surface[0].isupper() or surface[0].isdigit()):
-            return False
+        elif not (surface[0].isupper() or surface[0].isdigit() or surface == alias):
+            return False  # a name starts with a capital unless written as the company writes it (eBay)
         if alias.lower() not in COMMON_WORDS or cashtagged:
             return True
         before, after = text[: candidate.start], text[candidate.end :]
@@ -295,14 +324,14 @@ def _title_case(text: str) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
 
 
-def _quoted(text: str, candidate: _Candidate, others_follow: bool) -> bool:
+def _quoted(text: str, candidate: _Candidate, others: bool) -> bool:
     """A research house as the source: "at/by/- X", or "X upgrades ..." about a rating or another company."""
     if candidate.company.ticker not in RESEARCH_HOUSES:
         return False
     before, after = text[: candidate.start], text[candidate.end :]
     if _SOURCE_BEFORE.search(before):
         return True
-    return bool(_ANALYST_AFTER.match(after) and (others_follow or _RATING.search(after)))
+    return bool(_ANALYST_AFTER.match(after) and (others or _RATING.search(after)))
 
 
 def _longest(candidates: Iterable[_Candidate]) -> list[_Candidate]:

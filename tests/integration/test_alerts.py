@@ -96,6 +96,69 @@ def test_a_surge_on_one_topic_fires_once_and_resolves_once(pipeline: Pipeline, r
         assert verify("k", request["headers"][SIGNATURE_HEADER], request["raw"])
 
 
+async def feed_company(url: str, topic: str, phases: list[tuple[float, str]], per_second: int = 5) -> None:
+    """Fed headlines throughout, and headlines naming Tesla (no cashtag, no tickers field): mixed in a
+    ``normal`` phase, all bad in a ``surge``, none at all once ``quiet``."""
+    producer = AIOKafkaProducer(bootstrap_servers=url)
+    await producer.start()
+    n = 0
+    try:
+        for seconds, mode in phases:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for subject in ("fed", "tesla"):
+                    if subject == "tesla" and mode == "quiet":
+                        continue
+                    for _ in range(per_second):
+                        n += 1
+                        mood = (
+                            "bad" if mode == "surge" and subject == "tesla" else ("bad", "flat", "good", "flat")[n % 4]
+                        )
+                        title = (
+                            f"{mood} oil w{n % 40} as Tesla story {n}"
+                            if subject == "tesla"
+                            else f"{mood} fed w{n % 40} {n}"
+                        )
+                        doc = {"id": f"co-{n}", "published_at": datetime.now(UTC).isoformat(), "title": title}
+                        await producer.send(topic, json.dumps(doc).encode(), key=doc["id"].encode())
+                await asyncio.sleep(1.0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def test_a_company_named_in_headlines_fires_on_its_ticker_and_resolves_when_it_goes_quiet(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    alert_env(pipeline, receiver)
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        phases = [(8 * WINDOW, "normal"), (3 * WINDOW, "surge"), (6 * WINDOW, "quiet")]
+        asyncio.run(feed_company(pipeline.url, pipeline.topics["news"], phases))
+
+        def ticker_resolved(requests: list[dict[str, Any]]) -> bool:
+            return any(r["body"]["scope"] == "ticker" and r["body"]["status"] == "resolved" for r in requests)
+
+        assert receiver.wait_for(ticker_resolved, timeout=30), [r["body"]["key"] for r in receiver.requests]
+        scored = pipeline.consume("scored", lambda r: any("Tesla" in x["title"] for x in r), timeout=30)
+    finally:
+        stop(worker)
+    named = next(r for r in scored if "Tesla" in r["title"])
+    assert named["tickers"] == ["TSLA"]
+    assert [(e["ticker"], e["role"], e["part"], e["text"]) for e in named["entities"]] == [
+        ("TSLA", "subject", "title", "Tesla")
+    ]
+    ticker = [r["body"] for r in receiver.requests if r["body"]["scope"] == "ticker"]
+    assert [(b["status"], b["key"], b["reason"]) for b in ticker] == [
+        ("firing", "TSLA", "negative_share"),
+        ("resolved", "TSLA", "negative_share"),
+    ]
+    # no Tesla story came after the surge: the windows that resolve it are the empty ones reported for it
+    assert ticker[1]["count"] == 0
+    assert "negative_share:" in ticker[0]["summary"]
+
+
 def test_an_alert_interrupted_mid_delivery_is_delivered_after_restart(pipeline: Pipeline) -> None:
     with Receiver(hang_first=1) as receiver:
         alert_env(pipeline, receiver)
