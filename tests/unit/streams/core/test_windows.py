@@ -219,3 +219,23 @@ def test_expiry_reads_markers_with_and_without_their_event() -> None:
     w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1)
     expired = list(w.expired(T0 + 10_000))
     assert len(expired) == 3  # one bucket, two id markers
+
+
+def test_a_key_that_goes_quiet_gets_its_empty_windows_after_its_last_story() -> None:
+    windows = TrendWindows({}, {}, [MINUTE, HOP], grace=5, silent_windows=3)
+    event = TrendEvent(
+        scope="ticker", key="NKE", id="n1", published_at=datetime.fromtimestamp(T0 + 10, UTC).isoformat(),
+        sentiment="negative", score=-0.9,
+    )  # fmt: skip
+    windows.add(event, T0 + 10, T0 + 10)
+    minute = [t for t in windows.close(T0 + 10 * 60) if t.window == "1m"]
+    assert [(t.window_start[11:16], t.total) for t in minute] == [
+        ("09:00", 1),
+        ("09:01", 0),
+        ("09:02", 0),
+        ("09:03", 0),
+    ]
+    assert [t for t in windows.close(T0 + 20 * 60) if t.window == "1m"] == []  # three, then nothing more
+    quiet = TrendWindows({}, {}, [MINUTE], grace=5)  # what rescoring recomputes: windows with stories only
+    quiet.add(event, T0 + 10, T0 + 10)
+    assert [t.total for t in quiet.close(T0 + 10 * 60)] == [1]
