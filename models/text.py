@@ -6,7 +6,9 @@ import html
 import re
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-_NON_WORD = re.compile(r"[^0-9a-z$]+")
+# Letters and digits that survive: ASCII ones, and CJK ideographs, kana and hangul, so that a Chinese,
+# Japanese or Korean title keeps its words (accented Latin letters drop out as they always have).
+_NON_WORD = re.compile(r"[^0-9a-z$\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
 def clean_text(text: str) -> str:

@@ -14,6 +14,13 @@ def test_reposts_differing_by_link_case_and_entities_share_a_key() -> None:
     assert dedup_key(a) != dedup_key("Fed cuts rates & signals more")
 
 
+def test_a_chinese_title_keeps_its_words_in_the_key() -> None:
+    """A key made of ASCII letters only would reduce every Chinese title to its digits: all reposts."""
+    a = "贵州茅台股价大跌5%，市场担忧需求放缓 https://t.co/x"
+    assert dedup_key(a) == dedup_key("贵州茅台股价大跌5%，市场担忧需求放缓!") == "贵州茅台股价大跌5 市场担忧需求放缓"
+    assert dedup_key(a) != dedup_key("腾讯控股股价大涨5%")
+
+
 def test_csv_with_quoted_line_breaks_and_integer_labels(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text('text,label\n"Profit warning\nat Acme",0\nShares soar &amp; rally,1\n', encoding="utf-8")
