@@ -28,8 +28,14 @@ REASONS = {
 
 
 def explain(alert: Alert) -> str:
-    """Why the alert fired, in one line: the test that fired, what was seen against what is usual."""
+    """Why the alert fired, in one line: the test that fired, what was seen against what is usual; for a
+    resolved alert, the calm window that ended it and what it had fired on."""
     p_value = f"p={alert.p_value:.1e}"
+    if alert.status == "resolved":
+        return (
+            f"back to usual: {alert.observed_negative_share:.0%} negative vs {alert.baseline_negative_share:.0%} usual "
+            f"({alert.negative_count} of {alert.count} stories); it fired on {alert.reason or 'negative_share'}"
+        )
     if alert.reason == "negative_volume":
         usual = alert.baseline_negative_count
         usual_text = f"{usual:.1f}" if usual is not None else "?"

@@ -84,12 +84,12 @@ def poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
-def stream(key: Key, windows: int, rng: random.Random) -> Iterator[tuple[int, int, int]]:
-    """(window, negative, total) of one key, in order; silent keys stop after a few empty windows."""
+def stream(key: Key, windows: int, rng: random.Random, silent: int) -> Iterator[tuple[int, int, int]]:
+    """(window, negative, total) of one key, in order; silent keys stop after ``silent`` empty windows."""
     for w in range(windows):
         share, volume = key.share, key.volume
         if key.kind == "silent" and w >= key.change:
-            if w >= key.change + SILENT_WINDOWS:
+            if w >= key.change + silent:
                 return
             yield w, 0, 0
             continue
@@ -167,16 +167,16 @@ class Outcome:
     shifts_resolved: int = 0
 
 
-def evaluate(keys: list[Key], windows: int, decide: Decide, seed: int) -> Outcome:
+def evaluate(keys: list[Key], windows: int, decide: Decide, seed: int, silent: int = SILENT_WINDOWS) -> Outcome:
     out = Outcome()
     for key in keys:
         rng = random.Random(f"{seed}-{key.name}")  # the same stream for every detector
         events = [
             (w, status)
-            for w, negative, total in stream(key, windows, rng)
+            for w, negative, total in stream(key, windows, rng, silent)
             if (status := decide(key.name, w, negative, total))
         ]
-        out.key_windows += min(windows, key.change + SILENT_WINDOWS) if key.kind == "silent" else windows
+        out.key_windows += min(windows, key.change + silent) if key.kind == "silent" else windows
         firings = [w for w, status in events if status == "firing"]
         explained: set[int] = set()
         for start, length, size in key.surges:
@@ -211,6 +211,9 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=300)
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--silent-windows", type=int, default=SILENT_WINDOWS, help="empty windows after a key's last story"
+    )
     args = parser.parse_args()
     windows = int(args.hours * 60)
     keys = make_keys(args.keys, windows, random.Random(args.seed))
@@ -227,7 +230,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for name, decide in detectors.items():
-        out = evaluate(keys, windows, decide, args.seed)
+        out = evaluate(keys, windows, decide, args.seed, args.silent_windows)
         rates = "".join(f"{statistics.fmean(out.detected[s]) if out.detected[s] else 0:>11.2f}" for s in SIZES)
         hours = out.key_windows / 60
         delay = statistics.median(out.delays) if out.delays else float("nan")

@@ -35,6 +35,9 @@
   // why an alert fired, as alerts.formats.explain words it
   const reasonText = (a) => {
     const p = `p=${Number(a.p_value ?? 1).toExponential(1)}`;
+    if (a.status === "resolved") {
+      return `back to usual: ${pct(a.observed_negative_share)} negative vs ${pct(a.baseline_negative_share)} usual (${a.negative_count} of ${a.count} stories); it fired on ${a.reason || "negative_share"}`;
+    }
     if (a.reason === "negative_volume") {
       const usual = a.baseline_negative_count == null ? "?" : Number(a.baseline_negative_count).toFixed(1);
       return `negative_volume: ${a.negative_count} negative stories vs ${usual} usual a window (${pct(a.observed_negative_share)} of ${a.count}, ${p})`;

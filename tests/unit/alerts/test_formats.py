@@ -41,3 +41,10 @@ def test_each_format_carries_the_reason(reason: str) -> None:
     assert manager["commonAnnotations"]["reason"] == reason and why in manager["commonAnnotations"]["summary"]
     own = render(alert(reason), "json")
     assert own["reason"] == reason and why in own["summary"]
+
+
+def test_a_resolved_alert_says_it_is_back_to_usual_and_what_it_fired_on() -> None:
+    resolved = alert("negative_volume").model_copy(update={"status": "resolved", "observed_negative_share": 0.1})
+    assert (
+        explain(resolved) == "back to usual: 10% negative vs 18% usual (29 of 100 stories); it fired on negative_volume"
+    )
