@@ -23,6 +23,13 @@ class DetectorSettings(BaseModel):
     min_lift: float = Field(1.5, ge=1, description="Negative share must be at least this times the baseline.")
     volume_factor: float = Field(3.0, ge=1, description="Negative count this times its baseline fires too.")
     exit_lift: float = Field(1.2, ge=1, description="Share below baseline x exit_lift counts as calm.")
+    exit_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="A window whose share is no longer above the baseline at this level counts as calm too "
+        "(a key whose usual share is high calms down without falling below baseline x exit_lift).",
+    )
     exit_windows: int = Field(2, ge=1, description="Calm windows in a row that resolve an alert.")
     cooldown_seconds: int = Field(600, ge=0, description="After resolving, the key cannot fire for this long.")
     baseline_weight: float = Field(0.1, gt=0, le=1, description="Weight of a new window in the baseline (EWMA).")

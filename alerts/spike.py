@@ -81,16 +81,21 @@ class SpikeDetector:
         return None
 
     def _while_firing(self, state: KeyState, stats: WindowStats) -> list[Alert]:
-        calm = stats.total == 0 or stats.share < state.baseline_share * self.settings.exit_lift
+        s = self.settings
+        calm = (
+            stats.total == 0
+            or stats.share < state.baseline_share * s.exit_lift
+            or binomial_sf(stats.negative, stats.total, state.baseline_share) >= s.exit_alpha
+        )
         state.calm = state.calm + 1 if calm else 0
-        if state.calm < self.settings.exit_windows:
+        if state.calm < s.exit_windows:
             return []
         firing = Alert.model_validate(state.firing)
         ended = self._alert(state, stats, "resolved", {"reason": firing.reason, "p_value": firing.p_value})
         resolved = ended.model_copy(update={"alert_id": firing.alert_id, "started_at": firing.window.start})
         state.firing = None
         state.calm = 0
-        state.cooldown_until = stats.end_seconds + self.settings.cooldown_seconds
+        state.cooldown_until = stats.end_seconds + s.cooldown_seconds
         return [resolved]
 
     def _learn(self, state: KeyState, stats: WindowStats, scale: float = 1.0) -> None:

@@ -139,3 +139,13 @@ def test_state_in_the_store_survives_a_new_detector_and_repeated_windows_are_ign
     resolved = run(restarted, [window(32, 5, 20), window(33, 5, 20)])
     assert [a.status for a in resolved] == ["resolved"]
     assert resolved[0].alert_id == run(SpikeDetector(DetectorSettings()), sequence)[0].alert_id
+
+
+def test_a_key_with_a_high_usual_share_resolves_when_its_windows_are_no_longer_significant() -> None:
+    """The demo's Legal / Regulation topic: usually 60% negative, it fired on a surge to 95% and then
+    stayed firing at 65-75%, never below 60% x exit_lift, though nothing was unusual any more."""
+    detector = SpikeDetector(DetectorSettings(exit_windows=2))
+    usual = [window(i, 9, 15, key="Legal") for i in range(10)]
+    surge = [window(10 + i, 19, 20, key="Legal") for i in range(3)]
+    after = [window(13 + i, 11, 15, key="Legal") for i in range(2)]  # 73%: above 60% x 1.2, p ~ 0.2
+    assert [a.status for a in run(detector, usual + surge + after)] == ["firing", "resolved"]
