@@ -42,63 +42,69 @@ SOURCES = ["Newswire", "MarketDesk", "FinWire", "Street Journal", "Global Market
 
 # {c} a company, named as wires name it: finmon's linker turns the name into its ticker, so the feed
 # sends no tickers; {bank} a bank quoted as the analyst (linked, but not counted as the subject);
-# {t} a cashtag. A template without {c} or {t} is about no company.
+# {t} a cashtag. A template without {c} or {t} is about no company; such stories carry a region {r}
+# and a second number {m}, so that they repeat as rarely as company stories do (the detector counts a
+# repeated title once, so a template with few variants would read as reposts).
 TEMPLATES: dict[str, dict[str, list[str]]] = {
     "negative": {
         "Earnings": [
             "{c} cuts full-year outlook by {n}% after weak quarter",
             "{c} issues profit warning, shares slump {n}%",
-            "{c} misses earnings estimates as margins shrink",
+            "{c} misses earnings estimates as margins shrink {n} basis points",
         ],
         "Analyst Update": [
-            "{bank} downgrades {c} to sell on slowing demand",
+            "{bank} downgrades {c} to sell, sees {n}% downside on slowing demand",
             "{c} cut to underperform at {bank}, price target lowered {n}%",
         ],
         "Stock Movement": ["{c} shares tumble {n}% after guidance cut", "${t} sinks {n}% in heavy selling"],
         "Legal / Regulation": [
             "Regulators open probe into {c} accounting, {n} units named",
-            "{c} fined ${n}m over data breach",
+            "{c} fined ${n}m over data breach affecting {m}m users",
         ],
-        "Energy / Oil": ["Oil slides {n}% as demand fears mount", "Crude drops {n}% on surprise inventory build"],
+        "Energy / Oil": [
+            "Oil slides {n}.{m}% in {r} trading as demand fears mount",
+            "Crude drops {n}% on surprise {m}m-barrel build",
+        ],
         "Macro": [
-            "Inflation unexpectedly accelerates to {n}%, stocks fall",
-            "Factory output contracts {n}% for third month",
+            "{r} inflation unexpectedly accelerates to {n}.{m}%, stocks fall",
+            "{r} factory output contracts {n}.{m}% for third month",
         ],
     },
     "neutral": {
         "Company / Product News": [
-            "{c} to present at investor conference on day {n}",
-            "{c} unveils {n} new products",
+            "{c} to present at investor conference on day {n} of {m}",
+            "{c} unveils {n} new products for {m} markets",
         ],
-        "Personnel Change": ["{c} names new chief financial officer after {n} years"],
+        "Personnel Change": ["{c} names new chief financial officer after {n} years, effective in {m} days"],
         "Fed / Central Banks": [
-            "Fed officials meet in {n} days to discuss rates",
-            "ECB keeps rates unchanged for {n}th meeting",
+            "Fed officials meet in {n} days to discuss rates, {m} economists polled",
+            "ECB keeps rates unchanged for {n}th meeting, {m} analysts expected it",
         ],
         "Markets": [
-            "Stocks open mixed ahead of jobs data, {n} sectors up",
-            "Treasury yields steady before ${n}bn auction",
+            "{r} stocks open mixed ahead of jobs data, {n} of {m} sectors up",
+            "Treasury yields steady before ${n}bn auction of {m}-year notes",
         ],
-        "Dividend": ["{c} declares regular quarterly dividend of {n} cents"],
-        "Legal / Regulation": ["Regulators publish {n} pages of new disclosure rules"],
-        "Energy / Oil": ["Oil steady near ${n} a barrel ahead of OPEC meeting"],
-        "Macro": ["Economists expect {n} basis points of growth this quarter"],
+        "Dividend": ["{c} declares regular quarterly dividend of {n} cents, payable in {m} days"],
+        "Legal / Regulation": ["{r} regulators publish {n} pages of new disclosure rules for {m} sectors"],
+        "Energy / Oil": ["Oil steady near ${n}.{m} a barrel ahead of OPEC meeting"],
+        "Macro": ["{r} economists expect {n} basis points of growth, {m} polled"],
     },
     "positive": {
         "Earnings": [
-            "{c} beats estimates and raises full-year guidance",
+            "{c} beats estimates by {n} cents and raises full-year guidance",
             "{c} posts record quarterly profit, up {n}%",
         ],
-        "Dividend": ["{c} raises dividend {n}% and expands buyback"],
+        "Dividend": ["{c} raises dividend {n}% and expands buyback by ${m}bn"],
         "Analyst Update": ["{bank} upgrades {c} to buy, sees {n}% upside"],
         "Stock Movement": ["{c} shares jump {n}% on strong demand", "${t} rallies {n}% to record high"],
-        "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal"],
-        "IPO": ["Chipmaker IPO soars {n}% in trading debut"],
-        "Energy / Oil": ["Oil rallies {n}% as OPEC+ extends output cuts"],
-        "Macro": ["Factory output grows {n}% in strongest month this year"],
-        "Legal / Regulation": ["{c} wins appeal, ${n}m fine overturned"],
+        "M&A / Investments": ["{c} agrees to acquire rival in ${n}bn deal at {m}% premium"],
+        "IPO": ["{r} chipmaker IPO soars {n}% in trading debut, raising ${m}m"],
+        "Energy / Oil": ["Oil rallies {n}.{m}% as OPEC+ extends output cuts"],
+        "Macro": ["{r} factory output grows {n}.{m}% in strongest month this year"],
+        "Legal / Regulation": ["{c} wins appeal, ${n}m fine overturned after {m} months"],
     },
 }
+REGIONS = ["US", "Euro zone", "UK", "Japan", "China", "German", "French", "Canadian", "Australian", "Indian"]
 BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferies"]
 MIX = {"negative": 0.25, "neutral": 0.45, "positive": 0.30}
 
@@ -145,7 +151,12 @@ class SyntheticNews:
             sentiment = rng.choices(list(MIX), weights=list(MIX.values()))[0]
             topic = rng.choice(list(TEMPLATES[sentiment]))
         title = rng.choice(TEMPLATES[sentiment][topic]).format(
-            c=company, t=ticker, n=rng.randint(2, 99), bank=rng.choice(BANKS)
+            c=company,
+            t=ticker,
+            n=rng.randint(2, 99),
+            bank=rng.choice(BANKS),
+            r=rng.choice(REGIONS),
+            m=rng.randint(2, 99),
         )
         return {
             "id": str(uuid.UUID(int=rng.getrandbits(128))),
