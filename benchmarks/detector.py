@@ -3,14 +3,16 @@ simple baselines measured on the same streams in the same run.
 
 Many keys, one-minute windows. Each key has its own story volume (Poisson) and usual negative share;
 some get injected surges of several sizes (added negative share, with the volume rising too) and
-lengths; some are quiet (a story or two a window); some go silent part-way (the worker reports
+lengths; some are quiet (a story or two a window); some are busy and always gloomy (50-70%
+negative from their first window: a new key must not alarm on its own level); some go silent
+part-way (the worker reports
 ``silent_windows`` empty windows after a key's last story, then nothing); some shift to a new level
 for good. Reported per detector:
 
 - detection rate by surge size: surges with a firing alert from their first window to one after
   their last; and the delay, in windows, from the surge's start to that alert (median);
 - false alarms per key-hour: firing alerts that start outside every surge and shift (and their
-  window after);
+  window after), overall and on the gloomy keys alone;
 - resolution: windows from a surge's end until its alert resolves (median); of alerts still firing
   when their key goes silent (a surge is its last news), how many resolve; of level shifts that
   fire, how many resolve (a new normal).
@@ -60,9 +62,12 @@ class Key:
 def make_keys(count: int, windows: int, rng: random.Random) -> list[Key]:
     keys = []
     for i in range(count):
-        kind = rng.choices(["normal", "quiet", "silent", "shift"], weights=[6, 2, 1, 1])[0]
-        volume = rng.uniform(1, 3) if kind == "quiet" else rng.uniform(8, 60)
-        key = Key(f"k{i}", volume, rng.uniform(0.1, 0.35), kind)
+        kind = rng.choices(["normal", "quiet", "silent", "shift", "gloomy"], weights=[6, 2, 1, 1, 1])[0]
+        volume = (
+            rng.uniform(1, 3) if kind == "quiet" else rng.uniform(30, 60) if kind == "gloomy" else rng.uniform(8, 60)
+        )
+        share = rng.uniform(0.5, 0.7) if kind == "gloomy" else rng.uniform(0.1, 0.35)
+        key = Key(f"k{i}", volume, share, kind)
         if kind in ("silent", "shift"):
             key.change = rng.randint(windows // 3, 2 * windows // 3)
         if kind == "normal":
@@ -161,6 +166,8 @@ class Outcome:
     resolve_after: list[int] = field(default_factory=list)
     false_alarms: int = 0
     key_windows: int = 0
+    gloomy_alarms: int = 0
+    gloomy_windows: int = 0
     silent_alerts: int = 0
     silent_resolved: int = 0
     shifts_fired: int = 0
@@ -202,7 +209,11 @@ def evaluate(keys: list[Key], windows: int, decide: Decide, seed: int, silent: i
             if open_at_change:
                 out.silent_alerts += 1
                 out.silent_resolved += any(status == "resolved" and w >= key.change for w, status in events)
-        out.false_alarms += sum(w not in explained for w in firings)
+        unexplained = sum(w not in explained for w in firings)
+        out.false_alarms += unexplained
+        if key.kind == "gloomy":
+            out.gloomy_alarms += unexplained
+            out.gloomy_windows += windows
     return out
 
 
@@ -220,12 +231,13 @@ def main() -> int:
     detectors: dict[str, Decide] = {f"finmon {name}": finmon(name) for name in PRESETS}
     detectors["threshold 0.5"] = threshold()
     detectors["z-score 3"] = zscore()
-    kinds = {kind: sum(k.kind == kind for k in keys) for kind in ("normal", "quiet", "silent", "shift")}
+    kinds = {kind: sum(k.kind == kind for k in keys) for kind in ("normal", "quiet", "silent", "shift", "gloomy")}
     print(f"{args.keys} keys ({kinds}), {windows} one-minute windows each, {sum(len(k.surges) for k in keys)} surges")
     header = (
         f"{'detector':<16}"
         + "".join(f"{f'det +{s:.2f}':>11}" for s in SIZES)
-        + f"{'delay w':>9}{'false/key-h':>13}{'resolve w':>11}{'silent ok':>11}{'shift fired':>13}{'shift res.':>12}"
+        + f"{'delay w':>9}{'false/key-h':>13}{'gloomy/key-h':>14}{'resolve w':>11}{'silent ok':>11}"
+        + f"{'shift fired':>13}{'shift res.':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -238,7 +250,8 @@ def main() -> int:
         silent = f"{out.silent_resolved}/{out.silent_alerts}"
         shifted = f"{out.shifts_fired}/{kinds['shift']}"
         print(
-            f"{name:<16}{rates}{delay:>9.1f}{out.false_alarms / hours:>13.4f}{resolve:>11.1f}{silent:>11}"
+            f"{name:<16}{rates}{delay:>9.1f}{out.false_alarms / hours:>13.4f}"
+            f"{out.gloomy_alarms / max(1, out.gloomy_windows / 60):>14.4f}{resolve:>11.1f}{silent:>11}"
             f"{shifted:>13}{f'{out.shifts_resolved}/{out.shifts_fired}':>12}"
         )
     return 0
