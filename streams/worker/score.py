@@ -97,9 +97,12 @@ class OffsetCheck:
         """Tell the guard the group's committed offset of each partition new in this generation.
 
         A worker that has just been given a partition may deliver its first batch before it has
-        loaded the group's offset for it; then the coordinator is asked. A partition the group never
-        committed has no start to check (the log start is no stand-in: reading everything from there
-        would double a group's whole history).
+        loaded the group's offset for it; then the coordinator is asked. A partition the coordinator
+        says the group never committed starts at offset 0, as ``auto_offset_reset=earliest`` starts it
+        (past the log start, the reset takes the read there): a worker killed before its first commit
+        leaves such partitions, and the consumer that takes them over may start past their first
+        messages. Only the coordinator's answer counts as "never committed", never an offset that is
+        merely not loaded yet (that would re-read a group's whole history).
         """
         tps = [TP(self.w.names.news, p) for p in self.guard.unknown(generation, partitions)]
         known = {tp: self.consumer._committed_offset.get(tp) for tp in tps}
@@ -124,7 +127,7 @@ class OffsetCheck:
         except Exception as exc:  # the coordinator is away: check these partitions from their first batch on
             log.warning("committed offsets unavailable (%s): not checking %s this time", exc, tps)
             return {}
-        offsets = {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
+        offsets = {(tp.topic, tp.partition): max(0, meta.offset) for tp, meta in found.items()}
         return {tp: offsets.get((tp.topic, tp.partition)) for tp in tps}
 
     async def read_again(self, found: list[tuple[int, int]], why: str) -> None:
