@@ -255,6 +255,15 @@ def epoch_record(epoch: float, step: int, loss: float, result: dict[str, Any]) -
     }
 
 
+def batches_of(train_set: Sequence[Example], config: TrainConfig, generator: random.Random) -> list[list[int]]:
+    """One epoch's batches: the examples shuffled and cut in order, or (``length_buckets``) grouped by length."""
+    if config.length_buckets:
+        return bucketed_batches(train_set, config.batch_size, generator)
+    order = list(range(len(train_set)))
+    generator.shuffle(order)
+    return [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+
+
 @dataclass
 class Best:
     """The best evaluation so far, its weights, and how many evaluations since it."""
@@ -298,7 +307,7 @@ def fit(
     step, running = 0, 0.0
     while step < total and best.stale <= config.patience:
         model.train()
-        for indices in bucketed_batches(train_set, config.batch_size, generator):
+        for indices in batches_of(train_set, config, generator):
             loss = train_step(model, encoder, [train_set[i] for i in indices], loss_of, optimizer, scheduler)
             step += 1
             running = 0.9 * running + 0.1 * loss if step > 1 else loss
