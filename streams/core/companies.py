@@ -265,8 +265,10 @@ class Linker:
         self._automaton = automaton if table else None
 
     def link(self, title: str, body: str = "", given: Iterable[str] = ()) -> list[Entity]:
-        """Every company the title and body name, in order, each ticker once (its strongest role)."""
-        known = {t.upper() for t in given} | {m.upper() for m in re.findall(r"\$([A-Za-z.]{1,8})", f"{title} {body}")}
+        """Every company the title and body name, in order, each ticker once (its strongest role).
+        ``given``: the tickers already known for the story (the input's and its cashtags, as
+        ``streams.core.tickers.tag`` finds them), which let an everyday-word name count without a cue."""
+        known = {t.upper() for t in given}
         entities = list(self._entities(title, "title", known))
         titled = any(e.role == "subject" for e in entities)
         first = _SENTENCE_END.search(body)
