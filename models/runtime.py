@@ -195,8 +195,11 @@ class Classifier:
             "requested_device": self.requested_device,
         }
 
-    def predict(self, texts: Sequence[object], timings: Timings | None = None) -> list[Prediction]:
-        """One prediction per text, in input order; raises InvalidTextError on a bad text.
+    def predict(
+        self, texts: Sequence[object], timings: Timings | None = None, langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """One prediction per text, in input order; raises InvalidTextError on a bad text. This one
+        model reads every text whatever its language (``langs``: see ``models.routing.Router``).
 
         Texts are sorted by length so each batch pads little, and the next batch is tokenized
         on a helper thread while ONNX Runtime (which releases the GIL) runs the current one.

@@ -20,3 +20,36 @@ def dedup_key(text: str) -> str:
     """Key under which reposts that differ only by links, case or punctuation collide."""
     stripped = _URL.sub(" ", html.unescape(text).lower())
     return _NON_WORD.sub(" ", stripped).strip()
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_LETTER = re.compile(r"[^\W\d_]")
+# Share of a text's letters that must be of one script for the script to name its language: a
+# Chinese story keeps Latin tickers and names ("苹果(AAPL)发布iPhone"), an English one a quoted name.
+SCRIPT_SHARE = 0.2
+
+
+def script_language(text: str) -> str:
+    """The language a text's script shows: ``zh`` (Han), ``ja`` (kana), ``ko`` (hangul), ``en`` when
+    Latin letters dominate, ``und`` for other scripts (or no letters)."""
+    letters = len(_LETTER.findall(text))
+    if not letters:
+        return "und"
+    if len(_KANA.findall(text)) >= SCRIPT_SHARE * letters:
+        return "ja"
+    if len(_HANGUL.findall(text)) >= SCRIPT_SHARE * letters:
+        return "ko"
+    if len(_HAN.findall(text)) >= SCRIPT_SHARE * letters:
+        return "zh"
+    latin = sum(1 for c in text if c.isascii() and c.isalpha())
+    return "en" if latin >= (1 - SCRIPT_SHARE) * letters else "und"
+
+
+def language_of(lang: str | None, text: str) -> str:
+    """A document's language: its ``lang`` field's primary subtag (``zh-Hans`` -> ``zh``), or its
+    script's when the field is absent."""
+    if lang and lang.strip():
+        return lang.strip().lower().replace("_", "-").split("-")[0]
+    return script_language(text)

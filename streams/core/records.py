@@ -80,9 +80,11 @@ def scored_record(
     tickers: list[str],
     scored_at: datetime,
     entities: list[dict[str, Any]] | None = None,
+    lang: str | None = None,
 ) -> dict[str, Any]:
     """The ``news.scored`` record for a document and the model's answer; unknown input fields ride along.
-    ``tickers`` are what trends count (given, cashtags, linked subjects); ``entities`` every company found."""
+    ``tickers`` are what trends count (given, cashtags, linked subjects); ``entities`` every company found;
+    ``lang`` the language the model was chosen by (the document's field, or its script's)."""
     return {
         **document.extra,
         "schema_version": SCHEMA_VERSION,
@@ -90,6 +92,7 @@ def scored_record(
         "published_at": iso(document.published_at),
         "source": document.source,
         "title": document.title,
+        "lang": lang or document.lang,
         "tickers": tickers,
         "entities": entities or [],
         "topic": prediction["topic"],

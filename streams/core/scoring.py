@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.errors import ModelError
+from models.routing import Router
 from models.runtime import Classifier, Timings
+from models.text import language_of
 from streams.core.companies import Linker, linker_for, subjects
 from streams.core.decode import Limits, decode
 from streams.core.records import DeadLetter, NewsDocument, dumps, scored_record
@@ -61,7 +63,7 @@ class BatchResult:
 
 def score_batch(
     messages: Sequence[Message],
-    classifier: Classifier,
+    classifier: Router | Classifier,
     limits: Limits,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     linker: Linker | None = None,
@@ -86,7 +88,8 @@ def score_batch(
     if not documents:
         return result
     try:
-        predictions = classifier.predict([doc.text for doc in documents], result.timings)
+        texts = [doc.text for doc in documents]
+        predictions = classifier.predict(texts, result.timings, [doc.lang for doc in documents])
     except ModelError as exc:
         log.error("inference failed for a batch of %d documents: %s", len(documents), exc)
         by_id = {doc.id: doc for doc in documents}
@@ -111,6 +114,7 @@ def score_batch(
         tagged = tag(doc.text, doc.tickers)
         entities = linker.link(doc.title, doc.body, tagged)
         tickers = list(dict.fromkeys([*tagged, *subjects(entities)]))[:MAX_TICKERS]
-        record = scored_record(doc, prediction.as_dict(), tickers, scored_at, [e.as_dict() for e in entities])
+        found = [e.as_dict() for e in entities]
+        record = scored_record(doc, prediction.as_dict(), tickers, scored_at, found, language_of(doc.lang, doc.text))
         result.scored.append((doc, record))
     return result

@@ -14,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as kafka_driver
 
 from alerts.settings import AlertSettings
+from models.routing import Router
 from models.runtime import Classifier
 from streams.cluster.topics import tls_context
 from streams.core.companies import linker_for
@@ -100,7 +101,7 @@ def create_worker(
     topics: TopicSettings,
     stream: StreamSettings,
     windows: WindowSettings,
-    classifier: Classifier,
+    classifier: Router | Classifier,
     metrics: WorkerMetrics,
     clock: Callable[[], float] = time.time,
     alerting: AlertSettings | None = None,
@@ -108,7 +109,9 @@ def create_worker(
     """A configured faust App, one small factory per stage; run it with faust.Worker."""
     w = Wiring(base_app(kafka, topics, stream, stream.app_id), topics, stream, windows, metrics, clock, kafka=kafka)
     info = classifier.describe()
-    metrics.model(info["version"], info["provider"], info["precision"], info["requested_device"])
+    for model in classifier.classifiers if isinstance(classifier, Router) else [classifier]:
+        each = model.describe()
+        metrics.model(each["version"], each["provider"], each["precision"], each["requested_device"])
     serve_metrics(w.app, metrics)
     add_health(w.app, metrics, info)
     limits = Limits(stream.max_message_bytes, stream.max_text_chars)

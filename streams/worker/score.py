@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
+from models.routing import Router
 from models.runtime import Classifier
 from streams.cluster.topics import client_options
 from streams.core.companies import Linker
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class Scorer:
     """Classifies batches in one inference thread and counts what came out."""
 
-    classifier: Classifier
+    classifier: Router | Classifier
     limits: Limits
     metrics: WorkerMetrics
     linker: Linker | None = None

@@ -66,6 +66,7 @@ class Pipeline:
             {
                 "FINMON_KAFKA__BOOTSTRAP_SERVERS": self.url,
                 "FINMON_MODEL__PATH": str(self.model),
+                "FINMON_MODEL__MULTILINGUAL_PATH": "",  # one tiny model reads everything unless a test routes
                 "FINMON_STREAM__APP_ID": self.name,
                 "FINMON_STREAM__SESSION_TIMEOUT": "6",
                 "FINMON_STREAM__HEARTBEAT_INTERVAL": "2",

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.conftest import REPO
 from tests.integration.conftest import Pipeline, good_documents, make_alert, stop
+from tests.tiny_model import build_tiny_model
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the [dev] extra")
 pytestmark = pytest.mark.integration
@@ -211,3 +213,61 @@ def test_the_token_protects_the_page_and_the_api(pipeline: Pipeline, browser: An
             stop(dashboard)
     for log in ("worker.log", "dashboard.log"):
         assert "desk-s3cret-token" not in (pipeline.folder / log).read_text()
+
+
+def test_chinese_headlines_render_in_a_cjk_font(pipeline: Pipeline, browser: Any, tmp_path: Path) -> None:
+    """Chinese stories, routed to a second (tiny) model, reach the page with their A-share and Hong
+    Kong tickers, and their characters are drawn as glyphs, not as the boxes of a missing font."""
+    multilingual = build_tiny_model(tmp_path / "multilingual", version="tiny-zh")
+    pipeline.extra_env.update(
+        {
+            "FINMON_MODEL__MULTILINGUAL_PATH": str(multilingual),
+            "FINMON_WEB__FEED_PER_SECOND": "200",
+            "FINMON_WEB__PUSH_INTERVAL": "0.5",
+        }
+    )
+    worker = pipeline.start_worker()
+    dashboard = None
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        pipeline.wait_ready(worker)
+        dashboard = pipeline.start_dashboard()
+        page.goto(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard")
+        page.wait_for_selector("#status[data-state='live']", timeout=30_000)
+        now = datetime.now(UTC).isoformat()
+        titles = [f"good 贵州茅台 季度利润创新高 dividend {i}" for i in range(6)]
+        titles += [f"bad 腾讯控股(00700)股价大跌 oil {i}" for i in range(6)] + ["good fed w1 in English"]
+        docs = [{"id": f"zh-{i}", "published_at": now, "title": t, "source": "财经快讯"} for i, t in enumerate(titles)]
+        in_thread(pipeline.produce, news(docs))
+        page.wait_for_function("document.querySelectorAll('#feed li').length >= 13", timeout=60_000)
+
+        chinese = page.locator("#feed li", has_text="贵州茅台").first
+        assert chinese.get_attribute("data-lang") == "zh"
+        assert chinese.locator(".chip").inner_text() == "600519.SH"
+        assert page.locator("#feed li", has_text="腾讯控股").first.locator(".chip").inner_text() == "0700.HK"
+        assert page.locator("#feed li", has_text="in English").get_attribute("data-lang") == "en"
+        # a font without the characters draws every one as the same box: real glyphs differ
+        drawn = page.evaluate(
+            """(chars) => chars.map((ch) => {
+                const canvas = document.createElement("canvas");
+                canvas.width = canvas.height = 40;
+                const ctx = canvas.getContext("2d");
+                ctx.font = "32px " + getComputedStyle(document.body).fontFamily;
+                ctx.fillText(ch, 2, 34);
+                return Array.from(ctx.getImageData(0, 0, 40, 40).data).join(",");
+            })""",
+            ["贵", "州", "茅", "台"],
+        )
+        assert len(set(drawn)) == 4, "the page draws Chinese characters as boxes: is fonts-noto-cjk installed?"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-zh.png"), full_page=False)
+        scored = in_thread(pipeline.consume, "scored", lambda r: len(r) >= 13, timeout=30)
+    finally:
+        page.close()
+        stop(worker)
+        if dashboard is not None:
+            stop(dashboard)
+    by_title = {r["title"]: r for r in scored}
+    assert {r["model_version"] for t, r in by_title.items() if "English" not in t} == {"tiny-zh"}
+    assert by_title["good fed w1 in English"]["model_version"] == "tiny-1"
+    assert {r["lang"] for r in scored} == {"zh", "en"}

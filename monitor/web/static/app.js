@@ -234,9 +234,12 @@
         const item = el("li");
         item.dataset.id = doc.id;
         item.dataset.topic = doc.topic;
+        if (doc.lang) item.dataset.lang = doc.lang;
+        item.lang = doc.lang === "zh" ? "zh-Hans" : doc.lang || "";
         const meta = el("div", "meta");
         meta.append(el("span", null, clock(doc.published_at)), el("span", `pill ${doc.sentiment}`, doc.sentiment));
         meta.append(el("span", null, Number(doc.score).toFixed(2)), el("span", null, doc.topic));
+        if (doc.lang && doc.lang !== "en") meta.appendChild(el("span", "lang", doc.lang));
         for (const t of doc.tickers || []) {
           const chip = el("span", "chip", t);
           chip.addEventListener("click", () => setFilter("ticker", t));

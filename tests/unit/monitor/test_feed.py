@@ -3,7 +3,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.feed import COMPANIES, FeedOptions, SyntheticNews, replay
+from monitor.feed import COMPANIES, COMPANIES_ZH, FeedOptions, SyntheticNews, replay
 from streams.core.companies import linker_for, subjects
 from streams.core.decode import decode
 from streams.core.records import NewsDocument
@@ -100,3 +100,30 @@ def test_stories_rarely_repeat_within_the_longest_window() -> None:
     docs = [generator.next() for _ in range(18_000)]  # 15 minutes at the demo's 20 a second
     keys = Counter(story_key(str(d["title"])) for d in docs)
     assert sum(n - 1 for n in keys.values()) / len(docs) < 0.05
+
+
+def test_a_chinese_stream_names_a_shares_and_hong_kong_listings_the_pipeline_links() -> None:
+    generator = SyntheticNews(FeedOptions(seed=11, lang="zh"), Clock())
+    docs = [generator.next() for _ in range(400)]
+    assert {d["lang"] for d in docs} == {"zh"}
+    assert all(isinstance(decode(json.dumps(d, ensure_ascii=False).encode()), NewsDocument) for d in docs)
+    for doc in docs:
+        named = [t for name, t in COMPANIES_ZH if name in str(doc["title"])]
+        assert about(doc) == named, doc["title"]
+    assert sum(bool(about(d)) for d in docs) > 200
+    keys = Counter(story_key(str(d["title"])) for d in docs)
+    assert sum(n - 1 for n in keys.values()) / len(docs) < 0.05  # Chinese titles keep their words in the key
+
+
+def test_a_mixed_stream_is_about_a_third_chinese() -> None:
+    generator = SyntheticNews(FeedOptions(seed=2, lang="mixed"), Clock())
+    langs = Counter(generator.next()["lang"] for _ in range(2000))
+    assert 0.25 < langs["zh"] / 2000 < 0.35 and langs["en"] + langs["zh"] == 2000
+
+
+def test_a_surge_on_a_chinese_ticker_is_written_in_chinese() -> None:
+    clock = Clock()
+    generator = SyntheticNews(FeedOptions(seed=5, lang="mixed", surge_key="600519.SH", surge_at=0), clock)
+    docs = [generator.next() for _ in range(200)]
+    surged = [d for d in docs if about(d) == ["600519.SH"]]
+    assert len(surged) > 120 and all(d["lang"] == "zh" for d in surged)

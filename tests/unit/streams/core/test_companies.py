@@ -117,3 +117,32 @@ def test_a_bad_watchlist_is_named_in_one_line(tmp_path: Path, content: str, mess
         read_watchlist(path)
     with pytest.raises(WatchlistError, match="cannot read"):
         read_watchlist(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("贵州茅台一季度净利润同比增长15%", [("600519.SH", "subject")]),
+        ("今日腾讯股价大跌，阿里巴巴跟跌", [("0700.HK", "subject"), ("9988.HK", "subject")]),
+        ("中国银行发布年报", [("601988.SH", "subject")]),
+        ("招商银行业绩超预期", [("600036.SH", "subject")]),
+        ("京东发布财报，小米汽车交付创新高", [("9618.HK", "subject"), ("1810.HK", "subject")]),
+        ("Tencent peer 腾讯控股 in focus", [("0700.HK", "subject")]),
+    ],
+)
+def test_chinese_short_names_link_without_spaces_around_them(
+    linker: Linker, title: str, expected: list[tuple[str, str]]
+) -> None:
+    assert found(linker, title) == expected
+
+
+@pytest.mark.parametrize(
+    "title", ["中国银行业协会发布报告", "北京东城区房价上涨", "伊利诺伊州财政紧张", "美国航空公司削减航班"]
+)
+def test_a_chinese_name_inside_another_word_is_not_a_company(linker: Linker, title: str) -> None:
+    assert found(linker, title) == []
+
+
+def test_a_chinese_body_names_mentions_after_its_first_sentence(linker: Linker) -> None:
+    body = "贵州茅台发布公告。五粮液同日公布业绩。"
+    assert found(linker, "", body) == [("600519.SH", "subject"), ("000858.SZ", "mention")]

@@ -1,0 +1,73 @@
+"""Each document to the model that reads its language: the main (English) model, or the
+multilingual one for every other language, by the document's ``lang`` field or, without one,
+its script."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models.runtime import Classifier, Prediction, Timings, check_texts
+from models.settings import ModelSettings
+from models.text import language_of
+
+MAIN_LANGUAGES = frozenset({"en"})
+
+
+@dataclass
+class Router:
+    """The main model and, when there is one, the multilingual model, behind one ``predict``."""
+
+    main: Classifier
+    multilingual: Classifier | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, **changes: Any) -> Router:
+        """The models the settings name; ``changes`` that are not None replace some settings (a
+        command's ``--model`` replaces the main model, ``--device`` applies to both)."""
+        main = Classifier.from_settings(settings, **changes)
+        if settings.multilingual_path is None:
+            return cls(main)
+        device = changes.get("device")
+        return cls(main, Classifier.from_settings(settings, path=settings.multilingual_path, device=device))
+
+    @property
+    def batch_size(self) -> int:
+        return self.main.batch_size
+
+    @property
+    def version(self) -> str:
+        """The models' versions, the main one first (what trends computed from their scores name)."""
+        return "+".join(dict.fromkeys(c.version for c in self.classifiers))
+
+    @property
+    def classifiers(self) -> list[Classifier]:
+        return [self.main] + ([self.multilingual] if self.multilingual else [])
+
+    def describe(self) -> dict[str, str]:
+        return self.main.describe() | {"version": self.version}
+
+    def route(self, lang: str | None, text: str) -> tuple[str, Classifier]:
+        """The document's language and the model that reads it."""
+        language = language_of(lang, text)
+        if self.multilingual is None or language in MAIN_LANGUAGES:
+            return language, self.main
+        return language, self.multilingual
+
+    def predict(
+        self, texts: Sequence[object], timings: Timings | None = None, langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """One prediction per text, in input order, each from the model its language routes to."""
+        valid = check_texts(texts)
+        langs = list(langs) if langs is not None else [None] * len(valid)
+        groups: dict[int, list[int]] = {}
+        chosen = [self.route(lang, text)[1] for lang, text in zip(langs, valid, strict=True)]
+        for i, classifier in enumerate(chosen):
+            groups.setdefault(id(classifier), []).append(i)
+        results: list[Prediction | None] = [None] * len(valid)
+        for indices in groups.values():
+            classifier = chosen[indices[0]]
+            for i, prediction in zip(indices, classifier.predict([valid[i] for i in indices], timings), strict=True):
+                results[i] = prediction
+        return [r for r in results if r is not None]
