@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -12,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import DataError
+from models.files import BadRow, records
 from models.labels import parse_label
 from models.text import clean_text, dedup_key
 
@@ -55,29 +54,11 @@ def describe_dataset(path: Path, head: str, rows: int) -> dict[str, object]:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            if suffix == ".csv":
-                reader = csv.DictReader(handle)
-                for number, row in enumerate(reader, start=2):
-                    yield number, dict(row)
-            elif suffix in (".jsonl", ".ndjson"):
-                for number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        try:
-                            record = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise DataError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
-                        if not isinstance(record, dict):
-                            raise DataError(f"{path}:{number}: expected a JSON object")
-                        yield number, record
-            else:
-                raise DataError(f"{path}: unsupported format {suffix or '(none)'}; use .csv or .jsonl")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    """Labeled rows, read with finmon's one reader; a bad row stops training with its file and line."""
+    for item in records(path):
+        if isinstance(item, BadRow):
+            raise DataError(f"{path}:{item.line}: {item.detail}")
+        yield item
 
 
 def record_text(record: dict[str, object]) -> str:

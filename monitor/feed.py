@@ -264,27 +264,19 @@ class SyntheticNews:
 
 
 def replay(path: Path) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of each row of a CSV/JSONL file, read as rescoring reads it, with an id and a current
-    published_at when missing. A row that is not a JSON object is sent as it is: the worker dead-letters
-    it with the reason, so nothing in the file is dropped on the way."""
+    """(key, value) of each row of a CSV/JSONL file, read as rescoring reads it, completed as ``finmon
+    score`` completes rows (an id and a current published_at when missing). A row that is not a JSON
+    object is sent as it is: the worker dead-letters it with the reason, so nothing is dropped."""
+    from monitor.scoring import completed
     from streams.batch.sources import read_file
 
     for item in read_file(path):
-        raw = item.value if isinstance(item, Message) else item.original
-        try:
-            doc = json.loads(raw or b"")
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
-            yield f"{path.stem}-{item.offset}".encode(), raw or b""
+        done = completed(item, path.stem, datetime.now(UTC))
+        if isinstance(done, Message) and done is not item:
+            yield str(json.loads(done.value or b"")["id"]).encode(), done.value or b""
             continue
-        if not doc.get("id"):
-            doc["id"] = f"{path.stem}-{item.offset}"
-        if not doc.get("title") and not doc.get("body"):
-            doc["title"] = doc.pop("text", "")
-        if not doc.get("published_at"):
-            doc["published_at"] = datetime.now(UTC).isoformat()
-        yield str(doc["id"]).encode(), json.dumps(doc, ensure_ascii=False).encode()
+        raw = item.value if isinstance(item, Message) else item.original
+        yield f"{path.stem}-{item.offset}".encode(), raw or b""
 
 
 def run_feed(kafka: KafkaSettings, topic: str, options: FeedOptions, stop: threading.Event | None = None) -> int:

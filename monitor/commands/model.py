@@ -132,8 +132,13 @@ def _classifier(args: argparse.Namespace, settings: Settings, routed: bool = Fal
 def score(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.scoring import score_file
 
+    from streams.core.companies import linker_for
+    from streams.core.decode import Limits
+
     classifier = _classifier(args, settings, routed=True)
-    counts = score_file(classifier, args.input, args.output, progress=not args.no_progress)
+    limits = Limits(settings.stream.max_message_bytes, settings.stream.max_text_chars)
+    linker = linker_for(settings.stream.watchlist, settings.stream.company_universe)
+    counts = score_file(classifier, args.input, args.output, not args.no_progress, limits, linker)
     print(f"scored {counts['scored']}, rejected {counts['rejected']} -> {args.output}", file=sys.stderr)
     return 0
 

@@ -7,11 +7,7 @@ the worker decodes, or a ``DeadLetter`` for a row that cannot even become one.
 
 from __future__ import annotations
 
-import csv
 import glob
-import io
-import json
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,6 +17,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from models.errors import DataError
+from models.files import FILE_KINDS, BadRow, csv_rows, jsonl_rows, kind_of
 from streams.cluster.topics import client_options
 from streams.core.decode import parse_time
 from streams.core.records import DeadLetter
@@ -29,8 +26,6 @@ from streams.errors import Rejected
 from streams.settings import KafkaSettings
 
 Item = Message | DeadLetter
-FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-_TICKER_SPLIT = re.compile(r"[\s,;]+")
 
 
 @dataclass(frozen=True)
@@ -158,11 +153,10 @@ def _resolve(
 
 
 def read_file(path: Path) -> Iterator[Item]:
-    """Every message of one JSONL or CSV file, in order: the reader training, scoring, rescoring and the feed share."""
-    kind = FILE_KINDS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unsupported format {path.suffix or '(none)'}; use .csv or .jsonl")
-    return read_shard(Shard(path.stem, kind, str(path), end=path.stat().st_size))
+    """Every message of one JSONL or CSV file, in order (``models.files`` reads the rows)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    return read_shard(Shard(path.stem, kind_of(path), str(path), end=path.stat().st_size))
 
 
 def read_shard(shard: Shard, kafka: KafkaSettings | None = None, fetch_bytes: int = 16 << 20) -> Iterator[Item]:
@@ -176,41 +170,16 @@ def read_shard(shard: Shard, kafka: KafkaSettings | None = None, fetch_bytes: in
 
 
 def _read_jsonl(shard: Shard) -> Iterator[Item]:
-    with open(shard.source, "rb") as handle:
-        handle.seek(shard.start)
-        position, number = shard.start, shard.first
-        while position < shard.end:
-            line = handle.readline()
-            if not line:
-                break
-            position += len(line)
-            value = line.rstrip(b"\r\n")
-            if value.strip():
-                yield Message(value, None, shard.source, None, number)
-            number += 1
+    for row in jsonl_rows(Path(shard.source), shard.start, shard.end, shard.first):
+        yield Message(row.value, None, shard.source, None, row.line)
 
 
 def _read_csv(shard: Shard) -> Iterator[Item]:
-    with open(shard.source, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            number = reader.line_num
-            if None in row or any(value is None for value in row.values()):
-                raw = io.StringIO()
-                csv.writer(raw).writerow([v for v in row.values() if isinstance(v, str)])
-                detail = f"line {number}: {len(reader.fieldnames or [])} columns expected"
-                original = raw.getvalue().encode("utf-8", "surrogateescape")
-                yield DeadLetter("schema", detail, original, shard.source, None, number)
-                continue
-            yield Message(_csv_document(row), None, shard.source, None, number)
-
-
-def _csv_document(row: dict[str, str]) -> bytes:
-    """A CSV row as the JSON document the worker would have received (empty cells left out)."""
-    document: dict[str, Any] = {name: value for name, value in row.items() if value != ""}
-    if "tickers" in document:
-        document["tickers"] = [t for t in _TICKER_SPLIT.split(document["tickers"]) if t]
-    return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    for row in csv_rows(Path(shard.source)):
+        if isinstance(row, BadRow):
+            yield DeadLetter(row.reason, row.detail, row.original, shard.source, None, row.line)
+        else:
+            yield Message(row.value, None, shard.source, None, row.line)
 
 
 def _read_kafka(shard: Shard, kafka: KafkaSettings, fetch_bytes: int) -> Iterator[Item]:

@@ -93,13 +93,17 @@ def test_score_jsonl_keeps_order_and_ids_and_reports_bad_lines(
     )
     assert code == 0, err
     lines = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [line.get("id") for line in lines] == ["a", "b", "c", None, "e", None]
+    assert [line.get("id") for line in lines] == ["a", "b", "c", None, "e", "in-6"]  # numbered by its line
     assert (lines[0]["sentiment"], lines[0]["topic"]) == ("positive", "Dividend")
     assert (lines[1]["sentiment"], lines[1]["topic"]) == ("negative", "Energy / Oil")
-    assert [lines[i]["error"]["reason"] for i in (2, 3, 4)] == ["empty_text", "invalid_json", "wrong_type"]
+    assert [lines[i]["error"]["reason"] for i in (2, 3, 4)] == ["empty_text", "invalid_json", "schema"]
+    assert [lines[i]["line"] for i in (2, 3, 4)] == [3, 4, 5]
     assert lines[5]["topic"] == "Fed / Central Banks"
     assert lines[0]["model_version"] == "tiny-1"
     assert "scored 3, rejected 3" in err
+    # the scored lines are news.scored records, as the worker and rescoring write them
+    assert lines[0]["title"] == "good dividend" and lines[0]["schema_version"] == 1 and lines[0]["lang"] == "en"
+    assert {"published_at", "scored_at", "tickers", "entities", "sentiment_scores"} <= set(lines[0])
 
 
 def test_score_csv(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
