@@ -131,7 +131,6 @@ def _classifier(args: argparse.Namespace, settings: Settings, routed: bool = Fal
 
 def score(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.scoring import score_file
-
     from streams.core.companies import linker_for
     from streams.core.decode import Limits
 

@@ -16,7 +16,7 @@ def test_a_csv_row_becomes_the_document_the_worker_would_receive(tmp_path: Path)
     path = tmp_path / "news.csv"
     path.write_text('id,title,tickers,label\na1,"Tesla\nfalls","TSLA, NKE",\na2,Quiet,,positive\na3,x,y,z,w\n')
     got = list(rows(path))
-    assert got[0] == Row(3, '{"id": "a1", "title": "Tesla\\nfalls", "tickers": ["TSLA", "NKE"]}'.encode())
+    assert got[0] == Row(3, b'{"id": "a1", "title": "Tesla\\nfalls", "tickers": ["TSLA", "NKE"]}')
     assert isinstance(got[2], BadRow) and got[2].line == 5 and got[2].reason == "schema"
 
 
