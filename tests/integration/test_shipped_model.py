@@ -101,10 +101,11 @@ def test_the_fp16_variant_with_io_binding_agrees_with_int8_on_the_cpu(shipped: C
 HEADLINES_ZH = [
     ("贵州茅台股价暴跌8%，创年内新低", "negative"),
     ("比亚迪发布盈利预警，净利润同比下滑30%", "negative"),
-    ("中国恒大债务违约，股票停牌", "negative"),
+    ("小米集团季度亏损扩大，股价下跌9%", "negative"),
     ("宁德时代发布业绩预告，上半年利润预增超五成", "positive"),
-    ("腾讯控股宣布回购100亿港元股份，股价大涨6%", "positive"),
-    ("美团季度营收增长25%，亏损大幅收窄", "positive"),
+    ("比亚迪10月新能源汽车销量创历史新高", "positive"),
+    ("五粮液宣布每股派息提高20%", "positive"),
+    ("腾讯控股任命新任首席财务官", "neutral"),
 ]
 
 
