@@ -26,6 +26,7 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fff
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
 _LETTER = re.compile(r"[^\W\d_]")
+_LATIN = re.compile(r"[A-Za-z]")
 # Share of a text's letters that must be of one script for the script to name its language: a
 # Chinese story keeps Latin tickers and names ("苹果(AAPL)发布iPhone"), an English one a quoted name.
 SCRIPT_SHARE = 0.2
@@ -43,8 +44,7 @@ def script_language(text: str) -> str:
         return "ko"
     if len(_HAN.findall(text)) >= SCRIPT_SHARE * letters:
         return "zh"
-    latin = sum(1 for c in text if c.isascii() and c.isalpha())
-    return "en" if latin >= (1 - SCRIPT_SHARE) * letters else "und"
+    return "en" if len(_LATIN.findall(text)) >= (1 - SCRIPT_SHARE) * letters else "und"
 
 
 def language_of(lang: str | None, text: str) -> str:

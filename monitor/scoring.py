@@ -70,7 +70,6 @@ def completed(item: Item, stem: str, now: datetime) -> Item:
         return item
     if not isinstance(doc, dict):
         return item
-    doc.setdefault("id", f"{stem}-{item.offset}")
     if not doc.get("id"):
         doc["id"] = f"{stem}-{item.offset}"
     if "title" not in doc and "body" not in doc:

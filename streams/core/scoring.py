@@ -87,9 +87,9 @@ def score_batch(
             documents.append(outcome)
     if not documents:
         return result
+    languages = [language_of(doc.lang, doc.text) for doc in documents]  # once: routing, codes, the record
     try:
-        texts = [doc.text for doc in documents]
-        predictions = classifier.predict(texts, result.timings, [doc.lang for doc in documents])
+        predictions = classifier.predict([doc.text for doc in documents], result.timings, languages)
     except ModelError as exc:
         log.error("inference failed for a batch of %d documents: %s", len(documents), exc)
         by_id = {doc.id: doc for doc in documents}
@@ -110,11 +110,11 @@ def score_batch(
         return result
     scored_at = clock()
     linker = linker or linker_for()
-    for doc, prediction in zip(documents, predictions, strict=True):
-        tagged = tag(doc.text, doc.tickers)
+    for doc, prediction, language in zip(documents, predictions, languages, strict=True):
+        tagged = tag(doc.text, doc.tickers, language)
         entities = linker.link(doc.title, doc.body, tagged)
         tickers = list(dict.fromkeys([*tagged, *subjects(entities)]))[:MAX_TICKERS]
         found = [e.as_dict() for e in entities]
-        record = scored_record(doc, prediction.as_dict(), tickers, scored_at, found, language_of(doc.lang, doc.text))
+        record = scored_record(doc, prediction.as_dict(), tickers, scored_at, found, language)
         result.scored.append((doc, record))
     return result

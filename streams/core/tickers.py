@@ -66,8 +66,9 @@ def normalize(ticker: str) -> str | None:
     return symbol if GIVEN.match(symbol) else None
 
 
-def exchange_codes(text: str) -> list[str]:
-    """A-share and Hong Kong codes in ``text``, in order of appearance (bare ones only in Chinese text)."""
+def exchange_codes(text: str, language: str | None = None) -> list[str]:
+    """A-share and Hong Kong codes in ``text``, in order of appearance (bare ones only in Chinese text;
+    ``language``: the text's, when the caller knows it already)."""
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
 
@@ -82,7 +83,7 @@ def exchange_codes(text: str) -> list[str]:
         add(m.start(), m.end(), a_share(m.group(2), m.group(1)))
     for m in HK_SUFFIXED.finditer(text):
         add(m.start(), m.end(), hong_kong(m.group(1)))
-    if script_language(text) == "zh":
+    if (language or script_language(text)) == "zh":
         for m in A_BARE.finditer(text):
             add(m.start(), m.end(), a_share(m.group(1)))
         for m in HK_BARE.finditer(text):
@@ -90,12 +91,12 @@ def exchange_codes(text: str) -> list[str]:
     return [code for _, code in sorted(found)]
 
 
-def tag(text: str, given: Iterable[str] = ()) -> list[str]:
+def tag(text: str, given: Iterable[str] = (), language: str | None = None) -> list[str]:
     """Given tickers first, then cashtags and exchange codes in order of appearance; unique, at most
-    MAX_TICKERS."""
+    MAX_TICKERS. ``language``: the text's, when known (bare exchange codes count in Chinese only)."""
     found: list[str] = []
     cashtags = [match.group(1) for match in CASHTAG.finditer(text)]
-    for candidate in [*given, *cashtags, *exchange_codes(text)]:
+    for candidate in [*given, *cashtags, *exchange_codes(text, language)]:
         symbol = normalize(candidate)
         if symbol and symbol not in found:
             found.append(symbol)

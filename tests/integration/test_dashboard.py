@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,19 +81,31 @@ def http_status(url: str, data: bytes | None = None, headers: dict[str, str] | N
         return int(exc.code)
 
 
-def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipeline, browser: Any) -> None:
-    pipeline.extra_env.update({"FINMON_WEB__FEED_PER_SECOND": "200", "FINMON_WEB__PUSH_INTERVAL": "0.5"})
+@contextmanager
+def live_page(pipeline: Pipeline, browser: Any) -> Iterator[Any]:
+    """A worker, the dashboard service, and a page of it that is live; all stopped afterwards."""
     worker = pipeline.start_worker()
     dashboard = None
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     try:
         pipeline.wait_ready(worker)
         dashboard = pipeline.start_dashboard()
+        page.goto(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard")
+        page.wait_for_selector("#status[data-state='live']", timeout=30_000)
+        yield page
+    finally:
+        page.close()
+        stop(worker)
+        if dashboard is not None:
+            stop(dashboard)
+
+
+def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipeline, browser: Any) -> None:
+    pipeline.extra_env.update({"FINMON_WEB__FEED_PER_SECOND": "200", "FINMON_WEB__PUSH_INTERVAL": "0.5"})
+    with live_page(pipeline, browser) as page:
         base = f"http://127.0.0.1:{pipeline.dashboard_port}"
         assert http_status(f"http://127.0.0.1:{pipeline.web_port}/dashboard") == 404  # workers serve no page
         assert http_status(f"{base}/favicon.ico") == 200
-        page.goto(f"{base}/dashboard")
-        page.wait_for_selector("#status[data-state='live']", timeout=30_000)
         docs = good_documents(45)
         docs[3]["title"] = HOSTILE
         in_thread(pipeline.produce, news(docs))
@@ -173,11 +186,6 @@ def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipe
         assert correction["text"] == "good dividend w9 arrives later" and correction["model_version"] == "tiny-1"
         assert any(r["verdict"] == "confirmed" for r in reviews)
         assert http_status(f"{base}/api/feedback", b'{"id": "x"}', {"Content-Type": "application/json"}) == 400
-    finally:
-        page.close()
-        stop(worker)
-        if dashboard is not None:
-            stop(dashboard)
 
 
 def test_the_token_protects_the_page_and_the_api(pipeline: Pipeline, browser: Any) -> None:
@@ -226,14 +234,7 @@ def test_chinese_headlines_render_in_a_cjk_font(pipeline: Pipeline, browser: Any
             "FINMON_WEB__PUSH_INTERVAL": "0.5",
         }
     )
-    worker = pipeline.start_worker()
-    dashboard = None
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
-    try:
-        pipeline.wait_ready(worker)
-        dashboard = pipeline.start_dashboard()
-        page.goto(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard")
-        page.wait_for_selector("#status[data-state='live']", timeout=30_000)
+    with live_page(pipeline, browser) as page:
         now = datetime.now(UTC).isoformat()
         titles = [f"good 贵州茅台 季度利润创新高 dividend {i}" for i in range(6)]
         titles += [f"bad 腾讯控股(00700)股价大跌 oil {i}" for i in range(6)] + ["good fed w1 in English"]
@@ -262,11 +263,6 @@ def test_chinese_headlines_render_in_a_cjk_font(pipeline: Pipeline, browser: Any
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-zh.png"), full_page=False)
         scored = in_thread(pipeline.consume, "scored", lambda r: len(r) >= 13, timeout=30)
-    finally:
-        page.close()
-        stop(worker)
-        if dashboard is not None:
-            stop(dashboard)
     by_title = {r["title"]: r for r in scored}
     assert {r["model_version"] for t, r in by_title.items() if "English" not in t} == {"tiny-zh"}
     assert by_title["good fed w1 in English"]["model_version"] == "tiny-1"
