@@ -1,6 +1,6 @@
 """Ticker tagging: the tickers the input gave, cashtags (``$AAPL``, ``$BRK.B``), and the stock codes of
 Shanghai, Shenzhen and Hong Kong (``600519.SH``, ``sh600519``, ``000001.SZ``, ``0700.HK``; bare
-``600519`` and ``00700`` in text written in Chinese), each code in one form: ``600519.SH``,
+``600519`` and ``00700`` in Chinese documents), each code in one form: ``600519.SH``,
 ``000001.SZ``, ``0700.HK``."""
 
 from __future__ import annotations
