@@ -30,11 +30,13 @@ _LATIN = re.compile(r"[A-Za-z]")
 # Share of a text's letters that must be of one script for the script to name its language: a
 # Chinese story keeps Latin tickers and names ("苹果(AAPL)发布iPhone"), an English one a quoted name.
 SCRIPT_SHARE = 0.2
+SCRIPT_CHARS = 2_000  # the script of a story's first characters is its script
 
 
 def script_language(text: str) -> str:
     """The language a text's script shows: ``zh`` (Han), ``ja`` (kana), ``ko`` (hangul), ``en`` when
     Latin letters dominate, ``und`` for other scripts (or no letters)."""
+    text = text[:SCRIPT_CHARS]
     letters = len(_LETTER.findall(text))
     if not letters:
         return "und"

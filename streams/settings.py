@@ -71,12 +71,6 @@ class StreamSettings(BaseModel):
         le=1,
         description="Seconds a produce batch waits for more records: fewer, fuller requests for a little latency.",
     )
-    gap_check_interval: float = Field(
-        10.0,
-        gt=0,
-        description="Seconds a news partition may stay quiet short of its end offset before it is read again "
-        "from the first offset not scored (events the consumer dropped at a rebalance).",
-    )
     watchlist: Path | None = Field(
         None,
         description="A desk's companies, CSV with ticker, name and aliases (|-separated): linked by name in "
@@ -100,10 +94,11 @@ class WindowSettings(BaseModel):
     hopping_step_seconds: int = Field(60, ge=1)
     grace_seconds: int = Field(30, ge=0, description="How late an event may arrive and still be counted.")
     max_future_seconds: int = Field(300, ge=0, description="Events further ahead of the clock are not counted.")
-    emit_interval: float = Field(2.0, gt=0, description="Seconds between trend updates and window-closing checks.")
-    expiry_interval: float = Field(30.0, gt=0, description="Seconds between looks for window state to delete.")
-    expiry_per_second: float = Field(
-        2000.0, gt=0, description="Most window-state deletions (changelog tombstones) a worker writes per second."
+    emit_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between checkpoints of the window stage: trend updates, closed windows, window "
+        "state written once per changed bucket, offsets committed.",
     )
     silent_windows: int = Field(
         3,

@@ -32,12 +32,18 @@ def run_app(app: Any, verbose: bool) -> None:
     worker.execute_from_commandline()
 
 
-def prepare_topics(settings: Settings) -> None:
-    """Create the pipeline's missing topics, then refuse in one line if an ACL the worker needs is missing."""
+def prepare_topics(settings: Settings, worker: bool = False) -> None:
+    """Create the pipeline's missing topics (and the worker's own), then refuse in one line if an ACL
+    the worker needs is missing."""
     from streams.cluster.preflight import check_permissions
     from streams.cluster.topics import ensure_topics
+    from streams.worker.stage import changelog_topic, trend_events_topic
 
-    created = ensure_topics(settings.kafka, settings.topics)
+    internal = {
+        trend_events_topic(settings.stream): {"retention.ms": str(24 * 3600 * 1000)},
+        changelog_topic(settings.stream): {"cleanup.policy": "compact"},
+    }
+    created = ensure_topics(settings.kafka, settings.topics, internal if worker else None)
     if created:
         print(f"finmon: created topics {', '.join(created)}", flush=True)
     check_permissions(settings.kafka, settings.topics, settings.stream)
@@ -55,7 +61,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     classifier = Router.from_settings(settings.model)
     info = classifier.describe()
     print(f"finmon worker: model {info['version']} on {info['provider']} ({info['precision']})", flush=True)
-    prepare_topics(settings)
+    prepare_topics(settings, worker=True)
     metrics = WorkerMetrics(CollectorRegistry())
     app = create_worker(
         settings.kafka,

@@ -41,11 +41,14 @@ def client_options(kafka: KafkaSettings) -> dict[str, object]:
     return options
 
 
-def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
+def ensure_topics(
+    kafka: KafkaSettings, topics: TopicSettings, internal: dict[str, dict[str, str]] | None = None
+) -> list[str]:
     """Create the pipeline's topics that do not exist yet, and wait until the cluster serves them;
     return the ones created here (another worker may create some at the same moment).
 
-    The feedback topic never expires: analysts' corrections are training data.
+    The feedback topic never expires: analysts' corrections are training data. ``internal``: the
+    worker's own topics, each with its configuration (a compacted changelog).
     """
     try:
         admin = KafkaAdminClient(**client_options(kafka))
@@ -54,12 +57,12 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
     try:
         existing = set(admin.list_topics())
         wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
-        missing = [name for name in [*wanted, topics.feedback] if name not in existing]
+        configs = {topics.feedback: {"retention.ms": "-1"}, **(internal or {})}
+        missing = [name for name in [*wanted, *configs] if name not in existing]
         if not missing:
             return []
-        kept = {"retention.ms": "-1"}
         new = [
-            NewTopic(name, topics.partitions, topics.replication, topic_configs=kept if name == topics.feedback else {})
+            NewTopic(name, topics.partitions, topics.replication, topic_configs=configs.get(name, {}))
             for name in missing
         ]
         result = admin.create_topics(new, raise_errors=False, wait_for_metadata=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ from streams.errors import StreamError
 
 ROLES = ("subject", "analyst", "mention")
 MAX_ENTITIES = 16
+# Linking reads at most this much of a title and of a body, and the checks around a name look at
+# most CONTEXT characters either side of it: the cost is linear in what is read, and bounded.
+LINK_TITLE_CHARS = 1_000
+LINK_BODY_CHARS = 3_000
+CONTEXT = 120
+MAX_CANDIDATES = 64  # names looked at per title or body
 _LEGAL = re.compile(
     r"(?:,?\s+(?:inc\.?|incorporated|corporation|corp\.?|company|co\.?|plc|ag|se|n\.v\.|nv|s\.a\.|sa|s\.p\.a\.|"
     r"spa|ltd\.?|limited|holdings?|group|reit|llc|l\.?p\.|class [a-c]|asa|ab|oyj|a/s|kgaa|& co\.?))+$",
@@ -290,6 +297,7 @@ class Linker:
         ``given``: the tickers already known for the story (the input's and its cashtags, as
         ``streams.core.tickers.tag`` finds them), which let an everyday-word name count without a cue."""
         known = {t.upper() for t in given}
+        title, body = title[:LINK_TITLE_CHARS], body[:LINK_BODY_CHARS]
         entities = list(self._entities(title, "title", known))
         titled = any(e.role == "subject" for e in entities)
         first = _SENTENCE_END.search(body)
@@ -303,10 +311,11 @@ class Linker:
     def _entities(self, text: str, where: str, known: set[str]) -> Iterator[Entity]:
         if not text or self._automaton is None:
             return
-        candidates = _longest(self._candidates(text))
+        candidates = _longest(itertools.islice(self._candidates(text), MAX_CANDIDATES * 4))[:MAX_CANDIDATES]
+        title_case = _TitleCase(text)
         for candidate in candidates:
             company, surface = candidate.company, text[candidate.start : candidate.end]
-            if not self._plausible(text, candidate, surface, company.ticker in known):
+            if not self._plausible(text, candidate, surface, company.ticker in known, title_case):
                 continue
             role = "analyst" if _quoted(text, candidate, len(candidates) > 1) else "subject"
             yield Entity(company.ticker, company.name, role, where, candidate.start, candidate.end, surface)
@@ -324,7 +333,7 @@ class Linker:
                     yield _Candidate(start, end, alias, company)
 
     @staticmethod
-    def _plausible(text: str, candidate: _Candidate, surface: str, cashtagged: bool) -> bool:
+    def _plausible(text: str, candidate: _Candidate, surface: str, cashtagged: bool, title_case: _TitleCase) -> bool:
         alias = candidate.alias
         if alias.isupper() and len(alias) <= 5:  # an acronym: its case exactly
             if surface != alias or text.isupper():
@@ -333,10 +342,10 @@ class Linker:
             return False  # a name starts with a capital unless written as the company writes it (eBay)
         if alias.lower() not in COMMON_WORDS or cashtagged:
             return True
-        before, after = text[: candidate.start], text[candidate.end :]
-        previous = re.search(r"(\S+)\s+$", before)
+        before, after = _around(text, candidate)
+        previous = _PREVIOUS_WORD.search(before)
         word = previous.group(1) if previous else ""
-        if word[:1].isupper() and not _SENTENCE_END.search(word + " ") and not _title_case(text):
+        if word[:1].isupper() and not _SENTENCE_END.search(word + " ") and not title_case():
             return False  # "Harrison Ford", "Tokyo Target"
         if candidate.company.ticker in RESEARCH_HOUSES and (
             _SOURCE_BEFORE.search(before) or _ANALYST_AFTER.match(after)
@@ -345,16 +354,34 @@ class Linker:
         return bool(_CUES_AFTER.match(after) or _CUES_BEFORE.search(before))
 
 
-def _title_case(text: str) -> bool:
-    words = [w for w in re.findall(r"[A-Za-z][\w'’-]*", text) if len(w) > 3]
-    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+_PREVIOUS_WORD = re.compile(r"(\S+)\s+$")
+_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+
+
+def _around(text: str, candidate: _Candidate) -> tuple[str, str]:
+    """At most CONTEXT characters before and after a candidate: what the checks read."""
+    return text[max(0, candidate.start - CONTEXT) : candidate.start], text[candidate.end : candidate.end + CONTEXT]
+
+
+class _TitleCase:
+    """Whether a text is written in title case, found once per text and only when asked."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: bool | None = None
+
+    def __call__(self) -> bool:
+        if self.found is None:
+            words = [w for w in _WORD.findall(self.text) if len(w) > 3]
+            self.found = len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+        return self.found
 
 
 def _quoted(text: str, candidate: _Candidate, others: bool) -> bool:
     """A research house as the source: "at/by/- X", or "X upgrades ..." about a rating or another company."""
     if candidate.company.ticker not in RESEARCH_HOUSES:
         return False
-    before, after = text[: candidate.start], text[candidate.end :]
+    before, after = _around(text, candidate)
     if _SOURCE_BEFORE.search(before):
         return True
     return bool(_ANALYST_AFTER.match(after) and (others or _RATING.search(after)))

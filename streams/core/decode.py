@@ -6,14 +6,28 @@ Bad data is a value here, never an exception: the worker dead-letters it and kee
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from streams.core.records import DeadLetter, NewsDocument
 from streams.errors import Rejected
 
-REASONS = ("empty_message", "too_large", "invalid_utf8", "invalid_json", "schema", "empty_text", "inference_error")
+REASONS = (
+    "empty_message",
+    "too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "schema",
+    "empty_text",
+    "inference_error",
+    "processing_error",
+    "output_refused",
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 KNOWN_FIELDS = {"schema_version", "id", "published_at", "source", "title", "body", "url", "lang", "tickers"}
 MAX_ID_CHARS = 256
 MAX_TICKERS_GIVEN = 64
@@ -58,14 +72,25 @@ def _decode(raw: bytes, limits: Limits) -> NewsDocument:
     except UnicodeDecodeError as exc:
         raise Rejected("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise Rejected("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise Rejected("invalid_json", "JSON nested too deeply") from None
+    except _NotJson as exc:
+        raise Rejected("invalid_json", str(exc)) from None
     if not isinstance(data, dict):
         raise Rejected("schema", f"expected a JSON object, got {type(data).__name__}")
     return _document(data, limits)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259); a record carrying them could not be written as strict JSON."""
+    raise _NotJson(f"{name} is not a JSON value")
 
 
 def _string(data: dict[str, Any], name: str, required: bool = False) -> str:
@@ -76,7 +101,7 @@ def _string(data: dict[str, Any], name: str, required: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise Rejected("schema", f"field {name!r} must be a string, got {type(value).__name__}")
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
+    if _SURROGATE.search(value):
         raise Rejected("invalid_utf8", f"field {name!r} contains an unpaired surrogate")
     return value
 
@@ -111,6 +136,9 @@ def _document(data: dict[str, Any], limits: Limits) -> NewsDocument:
         raise Rejected("schema", "field 'tickers' must be a list of strings")
     if len(tickers) > MAX_TICKERS_GIVEN:
         raise Rejected("schema", f"field 'tickers' has more than {MAX_TICKERS_GIVEN} entries")
+    extra = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+    if extra:
+        _writable(extra)
     return NewsDocument(
         id=doc_id,
         published_at=published_at,
@@ -120,5 +148,14 @@ def _document(data: dict[str, Any], limits: Limits) -> NewsDocument:
         url=_string(data, "url") or None,
         lang=_string(data, "lang") or None,
         tickers=tuple(tickers),
-        extra={k: v for k, v in data.items() if k not in KNOWN_FIELDS},
+        extra=extra,
     )
+
+
+def _writable(extra: dict[str, Any]) -> None:
+    """Unknown fields ride along on news.scored, so they must be writable as strict JSON: no lone
+    surrogate, no nesting deeper than the encoder's limit, no integer beyond 64 bits."""
+    try:
+        orjson.dumps(extra)
+    except orjson.JSONEncodeError as exc:
+        raise Rejected("schema", f"an unknown field cannot be written as JSON: {exc}") from None

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import Field
 
 from alerts.records import Headline, Record
 
 SCHEMA_VERSION = 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def iso(moment: datetime) -> str:
@@ -20,8 +23,10 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def dumps(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def dumps(record: Any) -> bytes:
+    """Strict JSON in UTF-8 (no NaN: orjson writes a non-finite float as null); raises
+    ``orjson.JSONEncodeError`` on what JSON cannot hold (a lone surrogate, nesting deeper than 254)."""
+    return orjson.dumps(record)
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,16 @@ class DeadLetter:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     original_size: int | None = None  # set when the original is left out (too large): find it by offset
 
+    def by_reference(self) -> DeadLetter:
+        """The same letter without the original bytes (found by its topic, partition and offset)."""
+        size = len(self.original) if self.original_size is None else self.original_size
+        return dataclasses.replace(self, original=b"", original_size=size)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "reason": self.reason,
-            "detail": self.detail[:1000],
+            "detail": _SURROGATE.sub("\ufffd", self.detail[:1000]),  # a detail may quote what JSON cannot hold
             "original_base64": base64.b64encode(self.original).decode("ascii"),
             "original_bytes": len(self.original) if self.original_size is None else self.original_size,
             "original_omitted": self.original_size is not None,
@@ -105,17 +115,39 @@ def scored_record(
     }
 
 
-class TrendEvent(Record):
-    """A scored record as one window scope counts it (the worker's ``<app>-trend-events`` topic)."""
+@dataclass(frozen=True, slots=True)
+class TrendEvent:
+    """A scored document as one window scope counts it. The worker packs the events of a batch that
+    go to one partition of ``<app>-trend-events`` into one message (``pack_events``)."""
 
     scope: str
     key: str
     id: str
-    published_at: str
+    published: float  # published_at, seconds since the epoch
     sentiment: str
     score: float
     title: str = ""
     tickers: tuple[str, ...] = ()
+
+
+def pack_events(events: list[TrendEvent]) -> bytes:
+    """Many trend events in one message: a JSON array of arrays, in field order."""
+    return orjson.dumps([[e.scope, e.key, e.id, e.published, e.sentiment, e.score, e.title, e.tickers] for e in events])
+
+
+def unpack_events(raw: bytes) -> list[TrendEvent]:
+    """The events of a packed message; raises ValueError (or TypeError) when it is not one."""
+    rows = orjson.loads(raw)
+    if not isinstance(rows, list):
+        raise ValueError("a packed trend-events message is a JSON array")
+    events = [
+        TrendEvent(str(s), str(k), str(i), float(p), str(sent), float(sc), str(t), tuple(map(str, tk)))
+        for s, k, i, p, sent, sc, t, tk in rows
+    ]
+    for event in events:
+        if event.sentiment not in ("negative", "neutral", "positive") or event.scope not in ("topic", "ticker"):
+            raise ValueError(f"not a trend event: scope {event.scope[:20]!r}, sentiment {event.sentiment[:20]!r}")
+    return events
 
 
 class Counts(Record):

@@ -5,6 +5,7 @@ Shanghai, Shenzhen and Hong Kong (``600519.SH``, ``sh600519``, ``000001.SZ``, ``
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -13,6 +14,7 @@ from models.text import script_language
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 GIVEN = re.compile(r"^[A-Z0-9]{1,10}(?:[.\-:][A-Z0-9]{1,4})?$")
 MAX_TICKERS = 16
+TAG_CHARS = 4_000  # cashtags and codes are read in a story's first characters: bounded work per story
 
 # A-share codes by board: Shanghai 600/601/603/605 main, 688/689 STAR; Shenzhen 000-003 main, 300/301 ChiNext.
 _A_SHARE = r"(?:60[0135]\d{3}|68[89]\d{3}|00[0-3]\d{3}|30[01]\d{3})"
@@ -70,11 +72,12 @@ def exchange_codes(text: str, language: str | None = None) -> list[str]:
     """A-share and Hong Kong codes in ``text``, in order of appearance (bare ones only in Chinese text;
     ``language``: the text's, when the caller knows it already)."""
     found: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
+    taken: set[int] = set()  # characters already part of a code: linear in the text, whatever it holds
 
     def add(start: int, end: int, code: str) -> None:
-        if not any(s < end and start < e for s, e in taken):
-            taken.append((start, end))
+        span = range(start, end)
+        if not any(i in taken for i in span):
+            taken.update(span)
             found.append((start, code))
 
     for m in A_SUFFIXED.finditer(text):
@@ -94,10 +97,13 @@ def exchange_codes(text: str, language: str | None = None) -> list[str]:
 def tag(text: str, given: Iterable[str] = (), language: str | None = None) -> list[str]:
     """Given tickers first, then cashtags and exchange codes in order of appearance; unique, at most
     MAX_TICKERS. ``language``: the text's, when known (bare exchange codes count in Chinese only)."""
-    found: list[str] = []
-    cashtags = [match.group(1) for match in CASHTAG.finditer(text)]
-    for candidate in [*given, *cashtags, *exchange_codes(text, language)]:
+    found: dict[str, None] = {}
+    text = text[:TAG_CHARS]
+    cashtags = (match.group(1) for match in CASHTAG.finditer(text))
+    for candidate in itertools.chain(given, cashtags, exchange_codes(text, language)):
         symbol = normalize(candidate)
-        if symbol and symbol not in found:
-            found.append(symbol)
-    return found[:MAX_TICKERS]
+        if symbol:
+            found[symbol] = None
+            if len(found) == MAX_TICKERS:
+                break
+    return list(found)

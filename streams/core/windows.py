@@ -1,42 +1,61 @@
 """Event-time windows of sentiment counts per (scope, key), counting each document id once.
 
-State lives in two mappings supplied by the caller (plain dicts in tests and batch rescoring,
-changelogged faust tables in the worker): ``buckets`` holds counts per bucket of ``bucket``
-seconds, ``seen`` the document ids already counted. A tumbling or hopping window is the sum of
-its buckets, so each document writes one bucket per scope whatever the number of windows.
-Windows close on the clock (``close``), never on the arrival of a later event.
+State is plain maps in memory: counts per bucket of ``bucket`` seconds, and seen markers (document
+ids and story keys already counted). A tumbling or hopping window is the sum of its buckets, so a
+document changes one bucket per scope whatever the number of windows. Windows close on the clock
+(``close``), never on the arrival of a later event.
+
+The worker keeps one ``TrendWindows`` per partition of its trend-events topic and writes what
+changed once per checkpoint (``checkpoint``): each changed bucket once, with the last input offset
+it covers, the new seen markers in a few chunks, and deletions of what expired. A restarted worker
+reads them back (``restore``); an event replayed after a crash is recognised by the offsets the
+state carries, so it counts once. Closing and expiry look only at what is due (heaps by time),
+never at the whole state.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, MutableMapping
-from dataclasses import dataclass
+import heapq
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from alerts.records import Headline
 from models.text import dedup_key
-from streams.core.records import Bucket, Counts, Trend, TrendEvent, iso
+from streams.core.records import Counts, Trend, TrendEvent, iso
 from streams.settings import WindowSettings
 
 SEP = "\x1f"
 SENTIMENTS = ("negative", "neutral", "positive")
+_INDEX = {name: i for i, name in enumerate(SENTIMENTS)}
 WORST = 5
 TOP_TICKERS = 5
 MAX_TICKERS_KEPT = 20
+MARKERS_PER_CHUNK = 2_000  # seen markers per changelog record
+
+Marker = tuple[str, str, str, str]  # scope, key, kind (id | story), name
+Source = tuple[int, int]  # (offset of the packed trend-events message, index of the event in it)
 
 
 def scope_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The windows a scored record counts in: its topic, and each of its tickers."""
-    return [("topic", str(record["topic"]))] + [("ticker", t) for t in record.get("tickers", [])]
+    return [("topic", str(record["topic"]))] + [("ticker", t) for t in dict.fromkeys(record.get("tickers", []))]
 
 
-def trend_events(record: dict[str, Any]) -> list[TrendEvent]:
-    """The event a scored record makes in each window scope it counts in."""
-    fields = {k: record[k] for k in ("id", "published_at", "sentiment", "score")}
-    extra = {"title": record.get("title", ""), "tickers": tuple(record.get("tickers", []))}
-    return [TrendEvent(scope=scope, key=key, **fields, **extra) for scope, key in scope_keys(record)]
+def trend_events(record: dict[str, Any], published: float | None = None) -> list[TrendEvent]:
+    """The event a scored record makes in each window scope it counts in (``published``: its
+    published_at in seconds, when the caller has it already)."""
+    moment = datetime.fromisoformat(record["published_at"]).timestamp() if published is None else published
+    title, tickers = str(record.get("title", "")), tuple(record.get("tickers", []))
+    doc_id, sentiment, score = str(record["id"]), str(record["sentiment"]), float(record["score"])
+    return [
+        TrendEvent(scope, key, doc_id, moment, sentiment, score, title, tickers) for scope, key in scope_keys(record)
+    ]
 
 
 def story_key(title: str) -> str:
@@ -76,52 +95,56 @@ class Outcome:
     reason: str  # counted | duplicate | late | future
 
 
-def bucket_key(scope: str, key: str, start: int) -> str:
-    return f"{scope}{SEP}{key}{SEP}{start}"
+@dataclass(slots=True)
+class Bucket:
+    """What one bucket of one key holds. ``applied``: the last trend-events offset whose events are
+    all in it as written to the changelog; ``latest``: the last one applied in memory."""
+
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    unique: list[int] = field(default_factory=lambda: [0, 0, 0])
+    score_sum: float = 0.0
+    worst: list[tuple[float, str, str]] = field(default_factory=list)  # (score, id, title), most negative first
+    tickers: dict[str, int] = field(default_factory=dict)  # named beside the key in its negative stories
+    applied: int = -1
+    latest: int = -1
+
+    def add(self, event: TrendEvent, novel: bool) -> None:
+        """One more document; a negative novel one may join the bucket's worst headlines."""
+        index = _INDEX[event.sentiment]
+        self.counts[index] += 1
+        self.score_sum += event.score
+        if not novel:
+            return
+        self.unique[index] += 1
+        if event.sentiment == "negative":
+            self.worst = sorted([*self.worst, (round(event.score, 6), event.id, event.title[:300])])[:WORST]
+            for ticker in event.tickers:
+                beside = not (event.scope == "ticker" and ticker == event.key)
+                if beside and (ticker in self.tickers or len(self.tickers) < MAX_TICKERS_KEPT):
+                    self.tickers[ticker] = self.tickers.get(ticker, 0) + 1
+
+    def encode(self) -> bytes:
+        self.applied = max(self.applied, self.latest)
+        return orjson.dumps([self.counts, self.unique, self.score_sum, self.worst, self.tickers, self.applied])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Bucket:
+        counts, unique, score_sum, worst, tickers, applied = orjson.loads(raw)
+        return cls(list(counts), list(unique), float(score_sum), [tuple(w) for w in worst], dict(tickers), applied)
 
 
-def seen_key(scope: str, key: str, name: str, kind: str = "id") -> str:
-    """A seen marker's key: document ids and story keys in namespaces of their own, so no id can pose as a story."""
-    return f"{scope}{SEP}{key}{SEP}{kind}{SEP}{name}"
+@dataclass(slots=True)
+class _Key:
+    """One key's bucket starts (sorted), its latest story's bucket, what was finalized, when it is next due."""
+
+    starts: list[int] = field(default_factory=list)
+    last: int = 0
+    finalized: dict[str, int] = field(default_factory=dict)
+    due: float | None = None
 
 
-def _mark(start: int, source: tuple[int, int] | None) -> Any:
-    """A seen marker: the bucket start, and the event that counted it when known."""
-    return [start, source[0], source[1]] if source is not None else start
-
-
-def _marked_start(marker: Any) -> int:
-    return int(marker[0]) if isinstance(marker, list) else int(marker)
-
-
-def _same_event(marker: Any, source: tuple[int, int] | None) -> bool:
-    return source is not None and isinstance(marker, list) and (int(marker[1]), int(marker[2])) == source
-
-
-def split_key(stored: str) -> tuple[str, str, str]:
-    scope, key, last = stored.split(SEP, 2)
-    return scope, key, last
-
-
-def counted_in(previous: Bucket, event: TrendEvent, novel: bool) -> Bucket:
-    """``previous`` with one more document; a negative novel one may join the bucket's worst headlines."""
-    counts = {name: getattr(previous, name) for name in SENTIMENTS}
-    counts[event.sentiment] += 1
-    unique = previous.unique.model_dump()
-    worst, names = previous.worst, previous.tickers
-    if novel:
-        unique[event.sentiment] += 1
-    if event.sentiment == "negative" and novel:
-        worst = tuple(sorted([*worst, (round(event.score, 6), event.id, event.title[:300])])[:WORST])
-        names = dict(names)
-        for ticker in event.tickers:
-            beside = not (event.scope == "ticker" and ticker == event.key)
-            if beside and (ticker in names or len(names) < MAX_TICKERS_KEPT):
-                names[ticker] = names.get(ticker, 0) + 1
-    return previous.model_copy(
-        update={**counts, "score_sum": previous.score_sum + event.score, "unique": Counts(**unique),
-                "worst": worst, "tickers": names}
-    )  # fmt: skip
+def _same_event(marked: tuple[int, int, int], source: Source | None) -> bool:
+    return source is not None and (marked[1], marked[2]) == source
 
 
 class TrendWindows:
@@ -129,13 +152,12 @@ class TrendWindows:
 
     def __init__(
         self,
-        buckets: MutableMapping[str, Any],
-        seen: MutableMapping[str, Any],
         specs: list[WindowSpec],
         grace: int,
         max_future: int = 300,
         model_version: str | None = None,
         silent_windows: int = 0,
+        changelog: bool = False,
     ) -> None:
         self.model_version = model_version  # carried by every trend record, as rescored ones carry theirs
         self.silent_windows = silent_windows
@@ -143,76 +165,142 @@ class TrendWindows:
         for spec in specs:
             if spec.size % spec.step or spec.step % self.bucket:
                 raise ValueError(f"window {spec.name}: size must be a multiple of step, step of {self.bucket}s")
-        self.buckets = buckets
-        self.seen = seen
-        self.specs = specs
-        self.grace = grace
-        self.max_future = max_future
+        self.specs, self.grace, self.max_future = specs, grace, max_future
         self.retention = max(spec.size for spec in specs) + grace
-        self.finalized: dict[tuple[str, str, str], int] = {}
+        self.changelog = changelog  # keep what changed for ``checkpoint``
+        self.buckets: dict[tuple[str, str, int], Bucket] = {}
+        self.seen: dict[Marker, tuple[int, int, int]] = {}  # marker -> (bucket start, offset, index)
+        self.keys: dict[tuple[str, str], _Key] = {}
         self.dirty: set[tuple[str, str, str, int]] = set()
+        self._starts: set[int] = set()
+        self._start_heap: list[int] = []
+        self._by_start: dict[int, set[tuple[str, str]]] = {}
+        self._marks_by_start: dict[int, list[Marker]] = {}
+        self._chunks_by_start: dict[int, list[bytes]] = {}
+        self._due: list[tuple[float, str, str]] = []
+        self._changed: set[tuple[str, str, int]] = set()
+        self._new_marks: dict[int, list[tuple[Marker, tuple[int, int, int]]]] = {}
+        self._removed: list[bytes] = []
 
-    def add(self, event: TrendEvent, event_time: float, now: float, source: tuple[int, int] | None = None) -> Outcome:
+    def size(self) -> int:
+        """Entries of state held: buckets, seen markers and keys."""
+        return len(self.buckets) + len(self.seen) + len(self.keys)
+
+    def add(self, event: TrendEvent, now: float, source: Source | None = None) -> Outcome:
         """Count one scored document; a duplicate id, a late or a far-future event is not counted.
 
         A repost of a story already counted for this key within the retention (same normalized
         title) is counted in the raw counts but not in the unique counts that detection uses.
-
-        ``source`` is the (partition, offset) of the event that carries the document. The bucket
-        records the last offset it applied per partition in the same write as its counts, and
-        the id's marker records its event: so when a crash keeps one of the two writes and loses
-        the other, the re-delivered event is neither counted twice nor lost.
+        ``source``: (offset, index) of the event in the trend-events partition, so that an event
+        replayed after a crash is recognised: by its bucket's offset, or by its markers.
         """
-        start = int(event_time // self.bucket) * self.bucket
+        start = int(event.published // self.bucket) * self.bucket
         if start + self.bucket + self.grace <= now:
             return Outcome(False, "late")
-        if event_time > now + self.max_future:
+        if event.published > now + self.max_future:
             return Outcome(False, "future")
         scope, key = event.scope, event.key
-        stored = bucket_key(scope, key, start)
-        found = self.buckets.get(stored)
-        previous = Bucket.model_validate(found) if found else Bucket()
-        if source is not None and previous.applied.get(str(source[0]), -1) >= source[1]:
-            return Outcome(False, "duplicate")  # this very event was applied before a crash
-        marker = seen_key(scope, key, event.id)
-        if marker in self.seen and not _same_event(self.seen[marker], source):
+        bucket = self.buckets.get((scope, key, start))
+        marker = (scope, key, "id", event.id)
+        if source is not None and bucket is not None and bucket.applied >= source[0]:
+            if marker not in self.seen:  # the count was written before a crash, its marker was not
+                self._mark(marker, start, source)
             return Outcome(False, "duplicate")
-        self.seen[marker] = _mark(start, source)
-        story = story_key(event.title)
-        novel = True
+        marked = self.seen.get(marker)
+        if marked is not None and not _same_event(marked, source):
+            return Outcome(False, "duplicate")
+        if marked is None:
+            self._mark(marker, start, source)
+        story, novel = story_key(event.title), True
         if story:
-            story_marker = seen_key(scope, key, story, kind="story")
-            novel = story_marker not in self.seen or _same_event(self.seen[story_marker], source)
-            if story_marker not in self.seen or novel:
-                self.seen[story_marker] = _mark(start, source)
-        counted = counted_in(previous, event, novel)
+            story_marker = (scope, key, "story", story)
+            found = self.seen.get(story_marker)
+            novel = found is None or _same_event(found, source)
+            if found is None:
+                self._mark(story_marker, start, source)
+        if bucket is None:
+            bucket = self.buckets[(scope, key, start)] = Bucket()
+            self._hold(scope, key, start)
+        bucket.add(event, novel)
         if source is not None:
-            counted = counted.model_copy(update={"applied": {**counted.applied, str(source[0]): source[1]}})
-        self.buckets[stored] = counted.model_dump(mode="json")
+            bucket.latest = max(bucket.latest, source[0])
+        if self.changelog:
+            self._changed.add((scope, key, start))
         for spec in self.specs:
-            for window_start in spec.starts_containing(event_time):
+            for window_start in spec.starts_containing(event.published):
                 self.dirty.add((scope, key, spec.name, window_start))
+        self._schedule(scope, key, self._next_due(self.keys[(scope, key)], [start]))
         return Outcome(True, "counted")
+
+    def _mark(self, marker: Marker, start: int, source: Source | None) -> None:
+        value = (start, *(source or (-1, -1)))
+        self.seen[marker] = value  # type: ignore[assignment]
+        self._marks_by_start.setdefault(start, []).append(marker)
+        self._note_start(start)
+        if self.changelog:
+            self._new_marks.setdefault(start, []).append((marker, value))  # type: ignore[arg-type]
+
+    def _note_start(self, start: int) -> None:
+        if start not in self._starts:
+            self._starts.add(start)
+            heapq.heappush(self._start_heap, start)
+
+    def _hold(self, scope: str, key: str, start: int) -> None:
+        """Index a new bucket: by its start (for expiry) and under its key (for closing)."""
+        state = self.keys.get((scope, key))
+        if state is None:
+            state = self.keys[(scope, key)] = _Key(last=start)
+        if not state.starts or start > state.starts[-1]:
+            state.starts.append(start)
+        else:
+            state.starts.insert(next(i for i, s in enumerate(state.starts) if s > start), start)
+        state.last = max(state.last, start)
+        self._by_start.setdefault(start, set()).add((scope, key))
+        self._note_start(start)
+
+    def _windows(self, state: _Key, spec: WindowSpec, starts: Iterable[int]) -> set[int]:
+        return {w for b in starts for w in spec.starts_containing(b)}
+
+    def _silent(self, state: _Key, spec: WindowSpec) -> range:
+        last = max(spec.starts_containing(state.last))
+        return range(last + spec.step, last + spec.step * (self.silent_windows + 1), spec.step)
+
+    def _next_due(self, state: _Key, starts: Iterable[int], silent: bool = False) -> float | None:
+        """When the first window of these buckets (and the key's silent ones) not yet final closes."""
+        due = None
+        for spec in self.specs:
+            done = state.finalized.get(spec.name, -1)
+            windows = self._windows(state, spec, starts) | (set(self._silent(state, spec)) if silent else set())
+            pending = [w for w in windows if w > done]
+            if pending:
+                end = min(pending) + spec.size + self.grace
+                due = end if due is None else min(due, end)
+        return due
+
+    def _schedule(self, scope: str, key: str, due: float | None) -> None:
+        state = self.keys[(scope, key)]
+        if due is not None and (state.due is None or due < state.due):
+            state.due = due
+            heapq.heappush(self._due, (due, scope, key))
 
     def result(self, scope: str, key: str, spec: WindowSpec, start: int, final: bool) -> Trend:
         """The ``sentiment.trends`` record of one window."""
-        counts, unique = dict.fromkeys(SENTIMENTS, 0), dict.fromkeys(SENTIMENTS, 0)
+        counts, unique = [0, 0, 0], [0, 0, 0]
         score_sum = 0.0
         worst: list[tuple[float, str, str]] = []
         tickers: dict[str, int] = {}
         for bucket_start in range(start, start + spec.size, self.bucket):
-            found = self.buckets.get(bucket_key(scope, key, bucket_start))
-            if not found:
+            bucket = self.buckets.get((scope, key, bucket_start))
+            if bucket is None:
                 continue
-            bucket = Bucket.model_validate(found)
-            for name in SENTIMENTS:
-                counts[name] += getattr(bucket, name)
-                unique[name] += getattr(bucket.unique, name)
+            for i in range(3):
+                counts[i] += bucket.counts[i]
+                unique[i] += bucket.unique[i]
             score_sum += bucket.score_sum
             worst.extend(bucket.worst)
             for ticker, n in bucket.tickers.items():
                 tickers[ticker] = tickers.get(ticker, 0) + n
-        total, unique_total = sum(counts.values()), sum(unique.values())
+        total, unique_total = sum(counts), sum(unique)
         headlines = [Headline(id=i, title=t, score=sc) for sc, i, t in sorted(worst)[:WORST]]
         top = [name for name, _ in sorted(tickers.items(), key=lambda item: (-item[1], item[0]))[:TOP_TICKERS]]
         return Trend(
@@ -221,13 +309,13 @@ class TrendWindows:
             window=spec.name,
             window_start=iso(datetime.fromtimestamp(start, UTC)),
             window_end=iso(datetime.fromtimestamp(start + spec.size, UTC)),
-            counts=Counts(**counts),
+            counts=Counts(**dict(zip(SENTIMENTS, counts, strict=True))),
             total=total,
-            negative_share=round(counts["negative"] / total, 6) if total else 0.0,
+            negative_share=round(counts[0] / total, 6) if total else 0.0,
             mean_score=round(score_sum / total, 6) if total else 0.0,
-            unique_counts=Counts(**unique),
+            unique_counts=Counts(**dict(zip(SENTIMENTS, unique, strict=True))),
             unique_total=unique_total,
-            unique_negative_share=round(unique["negative"] / unique_total, 6) if unique_total else 0.0,
+            unique_negative_share=round(unique[0] / unique_total, 6) if unique_total else 0.0,
             headlines=tuple(headlines),
             top_tickers=tuple(top),
             final=final,
@@ -259,40 +347,102 @@ class TrendWindows:
         self.dirty = waiting
         return out
 
-    def _bucket_starts(self) -> dict[tuple[str, str], list[int]]:
-        found: dict[tuple[str, str], list[int]] = {}
-        for stored in list(self.buckets.keys()):
-            scope, key, start = split_key(stored)
-            found.setdefault((scope, key), []).append(int(start))
-        return found
-
     def close(self, now: float) -> list[Trend]:
         """Final records of every window whose end plus grace has passed, each once per process: the
         windows with stories, then ``silent_windows`` empty ones after a key's last story (so a key that
-        goes quiet reads zero, and an alert on it can resolve, instead of its last window standing)."""
-        out = []
-        for (scope, key), starts in sorted(self._bucket_starts().items()):
+        goes quiet reads zero, and an alert on it can resolve, instead of its last window standing).
+        Only keys with a window due are looked at."""
+        out: list[Trend] = []
+        while self._due and self._due[0][0] <= now:
+            due, scope, key = heapq.heappop(self._due)
+            state = self.keys.get((scope, key))
+            if state is None or state.due != due:
+                continue  # superseded by an earlier due time, or the key is gone
+            state.due = None
             for spec in self.specs:
-                done = self.finalized.get((scope, key, spec.name), -1)
-                counted = {w for b in starts for w in spec.starts_containing(b)}
-                last = max(counted)
-                silent = range(last + spec.step, last + spec.step * (self.silent_windows + 1), spec.step)
-                closable = sorted(w for w in counted.union(silent) if w > done and w + spec.size + self.grace <= now)
-                for window_start in closable:
-                    out.append(self.result(scope, key, spec, window_start, final=True))
+                done = state.finalized.get(spec.name, -1)
+                windows = self._windows(state, spec, state.starts) | set(self._silent(state, spec))
+                closable = sorted(w for w in windows if w > done and w + spec.size + self.grace <= now)
+                out.extend(self.result(scope, key, spec, w, final=True) for w in closable)
                 if closable:
-                    self.finalized[(scope, key, spec.name)] = closable[-1]
+                    state.finalized[spec.name] = closable[-1]
+            following = self._next_due(state, state.starts, silent=True)
+            if following is None and not state.starts:
+                del self.keys[(scope, key)]
+            else:
+                self._schedule(scope, key, following)
         return out
 
-    def expired(self, now: float) -> Iterator[tuple[MutableMapping[str, Any], str]]:
-        """(mapping, key) pairs whose every window has closed: safe to delete."""
+    def expire(self, now: float) -> None:
+        """Drop buckets and markers whose every window has closed (and their keys once nothing is left)."""
         horizon = now - self.retention - self.bucket
-        for stored in list(self.buckets.keys()):
-            if int(split_key(stored)[2]) < horizon:
-                yield self.buckets, stored
-        for stored in list(self.seen.keys()):
-            if _marked_start(self.seen[stored]) < horizon:
-                yield self.seen, stored
+        while self._start_heap and self._start_heap[0] < horizon:
+            start = heapq.heappop(self._start_heap)
+            self._starts.discard(start)
+            for scope, key in self._by_start.pop(start, ()):
+                self.buckets.pop((scope, key, start), None)
+                self._changed.discard((scope, key, start))
+                if self.changelog:
+                    self._removed.append(bucket_name(scope, key, start))
+                state = self.keys.get((scope, key))
+                if state is not None:
+                    state.starts.remove(start)
+                    if not state.starts and state.due is None:
+                        del self.keys[(scope, key)]
+            for marker in self._marks_by_start.pop(start, ()):
+                self.seen.pop(marker, None)
+            self._new_marks.pop(start, None)
+            self._removed.extend(self._chunks_by_start.pop(start, ()))
+
+    def checkpoint(self) -> list[tuple[bytes, bytes | None]]:
+        """What changed since the last checkpoint, as changelog records (key, value; None deletes):
+        each changed bucket once, the new markers in chunks, deletions of what expired."""
+        writes: list[tuple[bytes, bytes | None]] = [
+            (bucket_name(*changed), self.buckets[changed].encode()) for changed in sorted(self._changed)
+        ]
+        for start, marks in sorted(self._new_marks.items()):
+            for first in range(0, len(marks), MARKERS_PER_CHUNK):
+                name = f"m{SEP}{start}{SEP}{uuid.uuid4().hex[:16]}".encode()
+                chunk = [[*marker, *value[1:]] for marker, value in marks[first : first + MARKERS_PER_CHUNK]]
+                self._chunks_by_start.setdefault(start, []).append(name)
+                writes.append((name, orjson.dumps(chunk)))
+        writes += [(name, None) for name in self._removed]
+        self._changed, self._new_marks, self._removed = set(), {}, []
+        return writes
+
+    def restore(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """State from changelog records read in order (a deletion undoes what came before it)."""
+        buckets: dict[tuple[str, str, int], bytes] = {}
+        chunks: dict[bytes, bytes] = {}
+        for name, value in records:
+            kind = name[:1]
+            if kind == b"b":
+                scope, key, begins = name[2:].decode().split(SEP)
+                if value is None:
+                    buckets.pop((scope, key, int(begins)), None)
+                else:
+                    buckets[(scope, key, int(begins))] = value
+            elif kind == b"m" and value is None:
+                chunks.pop(name, None)
+            elif kind == b"m" and value is not None:
+                chunks[name] = value
+        for (scope, key, start), raw in buckets.items():
+            self.buckets[(scope, key, start)] = Bucket.decode(raw)
+            self._hold(scope, key, start)
+        for name, raw in chunks.items():
+            first = int(name[2:].decode().split(SEP)[0])
+            self._chunks_by_start.setdefault(first, []).append(name)
+            for scope, key, kind_name, marked, offset, index in orjson.loads(raw):
+                self.seen[(scope, key, kind_name, marked)] = (first, int(offset), int(index))
+                self._marks_by_start.setdefault(first, []).append((scope, key, kind_name, marked))
+                self._note_start(first)
+        for (scope, key), state in self.keys.items():
+            self._schedule(scope, key, self._next_due(state, state.starts, silent=True))
+
+
+def bucket_name(scope: str, key: str, start: int) -> bytes:
+    """A bucket's changelog key."""
+    return f"b{SEP}{scope}{SEP}{key}{SEP}{start}".encode()
 
 
 def replay(
@@ -313,13 +463,12 @@ def replay(
         ((datetime.fromisoformat(r["published_at"]).timestamp(), r) for r in records),
         key=lambda pair: (pair[0], str(pair[1]["id"])),
     )
-    state = TrendWindows({}, {}, specs, grace, max_future, model_version)
+    state = TrendWindows(specs, grace, max_future, model_version)
     for number, (moment, record) in enumerate(ordered, start=1):
-        for event in trend_events(record):
-            state.add(event, moment, moment)
+        for event in trend_events(record, moment):
+            state.add(event, moment)
         if number % close_every == 0:
             yield from state.close(moment)
-            for mapping, stored in list(state.expired(moment)):
-                mapping.pop(stored, None)
+            state.expire(moment)
     state.dirty.clear()
     yield from state.close(float("inf"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import faust
@@ -12,11 +14,14 @@ from alerts.records import Alert, AlertDeadLetter, DeliveryFailure, WindowStats
 from alerts.settings import AlertSettings
 from alerts.spike import SpikeDetector
 from alerts.webhook import RetryPolicy, deliver
-from streams.core.records import Trend
+from streams.core.records import DeadLetter, Trend
+from streams.core.scoring import dead_letter_bytes
 from streams.core.windows import SEP
 from streams.settings import TopicSettings
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.stage import send_all
+
+T = TypeVar("T")
 
 
 def window_stats(record: Trend, end_seconds: float) -> WindowStats:
@@ -35,6 +40,19 @@ def window_stats(record: Trend, end_seconds: float) -> WindowStats:
     )
 
 
+async def decoded(decode: Callable[[bytes], T], event: Any, letters: Any, metrics: WorkerMetrics) -> T | None:
+    """The record an event holds, or None once it is dead-lettered (news.dlq, with its reason)."""
+    message = event.message
+    try:
+        return decode(event.value)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        letter = DeadLetter("schema", f"not a {decode.__qualname__.split('.')[0]} record: {exc}", event.value or b"",
+                            message.topic, message.partition, message.offset, message.key)  # fmt: skip
+        await (await letters.send(key=message.key, value=dead_letter_bytes(letter)))
+        metrics.dead_letters.labels(reason="schema").inc()
+        return None
+
+
 def add_detection(
     app: faust.App,
     topics: TopicSettings,
@@ -48,11 +66,13 @@ def add_detection(
     store = app.Table("detector-state", default=None, partitions=topics.partitions, key_type=str)
     detector = SpikeDetector(settings.detector(), store)
 
+    letters = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw")
+
     @app.agent(trends)
     async def detect(records: faust.StreamT) -> None:
-        async for value in records:
-            record = Trend.decode(value)
-            if not record.final or record.window != window_name:
+        async for event in records.events():
+            record = await decoded(Trend.decode, event, letters, metrics)
+            if record is None or not record.final or record.window != window_name:
                 continue
             end = faust.utils.iso8601.parse(record.window_end).timestamp()
             produced = detector.observe(window_stats(record, end))
@@ -86,9 +106,12 @@ def add_delivery(app: faust.App, topics: TopicSettings, settings: AlertSettings,
 
     @app.agent(alerts)
     async def deliver_alerts(records: faust.StreamT) -> None:
+        letters = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw")
         async with aiohttp.ClientSession() as session:
-            async for value in records:
-                alert = Alert.decode(value)
+            async for event in records.events():
+                alert = await decoded(Alert.decode, event, letters, metrics)
+                if alert is None:
+                    continue
                 failures = await deliver_all(alert, session)
                 if failures:
                     letter = AlertDeadLetter(alert=alert, failures=tuple(failures))

@@ -1,7 +1,12 @@
 """The Faust worker, assembled from one small factory per stage around the plain pipeline code.
 
-news --score--> news.scored (+ news.dlq) --fan out--> <app>-trend-events --window--> tables
---emit (timer)--> sentiment.trends --detect--> alerts --deliver--> webhooks (+ alerts.dlq)
+news --score--> news.scored (+ news.dlq) and <app>-trend-events (packed per partition per batch)
+--window (state in memory, <app>-windows-changelog per checkpoint)--> sentiment.trends
+--detect--> alerts --deliver--> webhooks (+ alerts.dlq)
+
+The two high-rate stages consume in batches beneath faust (``streams.worker.pipe``), in the
+consumer groups ``<app>`` (news) and ``<app>-windows``; faust runs the app (web, the detection and
+delivery agents) as ``<app>-alerting``.
 """
 
 from __future__ import annotations
@@ -19,14 +24,15 @@ from models.runtime import Classifier
 from streams.cluster.topics import tls_context
 from streams.core.companies import linker_for
 from streams.core.decode import Limits
-from streams.core.windows import TrendWindows, window_specs
+from streams.core.windows import window_specs
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 from streams.worker.alerting import add_delivery, add_detection
 from streams.worker.health import add_health, serve_metrics
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.score import Scorer, add_offset_check, add_score
+from streams.worker.pipe import Pipe
+from streams.worker.score import Scorer, ScoreStage
 from streams.worker.stage import Wiring
-from streams.worker.trends import Expiry, add_emit, add_fan_out, add_window
+from streams.worker.trends import WindowStage
 
 
 def broker_url(kafka: KafkaSettings) -> str:
@@ -107,24 +113,23 @@ def create_worker(
     alerting: AlertSettings | None = None,
 ) -> faust.App:
     """A configured faust App, one small factory per stage; run it with faust.Worker."""
-    w = Wiring(base_app(kafka, topics, stream, stream.app_id), topics, stream, windows, metrics, clock, kafka=kafka)
+    w = Wiring(base_app(kafka, topics, stream, f"{stream.app_id}-alerting"), topics, stream, windows, metrics, clock,
+               kafka=kafka)  # fmt: skip
     info = classifier.describe()
     for model in classifier.classifiers if isinstance(classifier, Router) else [classifier]:
         each = model.describe()
         metrics.model(each["version"], each["provider"], each["precision"], each["requested_device"])
-    serve_metrics(w.app, metrics)
-    add_health(w.app, metrics, info)
     limits = Limits(stream.max_message_bytes, stream.max_text_chars)
     linker = linker_for(stream.watchlist, stream.company_universe)
-    add_score(w, Scorer(classifier, limits, metrics, linker), add_offset_check(w))
-    add_fan_out(w)
-    state = TrendWindows(
-        w.table("trend-buckets"), w.table("trend-seen"), window_specs(windows), windows.grace_seconds,
-        windows.max_future_seconds, info["version"], windows.silent_windows,
-    )  # fmt: skip
-    expiry = Expiry(windows.expiry_interval, windows.expiry_per_second)
-    add_window(w, state, expiry)
-    add_emit(w, state, expiry)
+    scoring = Pipe(kafka, stream, stream.app_id, topics.news, metrics)
+    windowing = Pipe(kafka, stream, f"{stream.app_id}-windows", w.trend_events, metrics)
+    stages = [
+        ScoreStage(w, Scorer(classifier, limits, metrics, linker), scoring, loop=w.app.loop, beacon=w.app.beacon),
+        WindowStage(w, windowing, info["version"], loop=w.app.loop, beacon=w.app.beacon),
+    ]
+    w.app._extra_services.extend(stages)  # type: ignore[arg-type]  # instances: started with the app
+    serve_metrics(w.app, metrics, [scoring, windowing])
+    add_health(w.app, metrics, info, scoring)
     if alerting is not None and alerting.enabled:
         add_detection(w.app, topics, alerting, window_specs(windows)[0].name, metrics)
         if alerting.targets:

@@ -22,11 +22,6 @@ class WorkerMetrics:
         self.consumed = Counter(
             "finmon_documents_consumed_total", "Messages read from the news topic.", registry=registry
         )
-        self.reread_ranges = Counter(
-            "finmon_skipped_ranges_reread_total",
-            "Ranges of news offsets skipped by the consumer after a rebalance and read again.",
-            registry=registry,
-        )
         self.scored = Counter(
             "finmon_documents_scored_total",
             "Documents scored, by topic and sentiment.",

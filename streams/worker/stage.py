@@ -31,7 +31,7 @@ class Wiring:
 
     @property
     def trend_events(self) -> str:
-        return f"{self.stream.app_id}-trend-events"
+        return trend_events_topic(self.stream)
 
     def topic(self, name: str, internal: bool = False) -> Any:
         if name not in self.topics:
@@ -47,6 +47,14 @@ class Wiring:
 
     def table(self, name: str) -> Any:
         return self.app.Table(name, default=None, partitions=self.names.partitions, key_type=str)
+
+
+def trend_events_topic(stream: StreamSettings) -> str:
+    return f"{stream.app_id}-trend-events"
+
+
+def changelog_topic(stream: StreamSettings) -> str:
+    return f"{stream.app_id}-windows-changelog"
 
 
 async def send_all(sends: Iterable[Awaitable[Any]]) -> None:

@@ -1,123 +1,157 @@
-"""Stages 2 to 4: fan out each scored record per scope, count it in windows, emit trends on a timer.
+"""Stage 2, windows: packed trend events -> window state in memory -> sentiment.trends, with the
+state written to a compacted changelog once per checkpoint, beneath faust like the score stage.
 
-news.scored --fan out--> <app>-trend-events (keyed by scope and key) --window (changelogged
-tables)--> sentiment.trends, with a timer that publishes updates and closes windows on the clock.
+One ``TrendWindows`` per trend-events partition. Every ``emit_interval`` seconds a checkpoint
+publishes the changed open windows and the closed ones, writes each changed bucket once (with the
+last offset it covers), the new seen markers in chunks and the deletions of expired state, then
+commits the offsets it covers once all of that is acknowledged. A partition assigned to this
+worker is first read back from its changelog partition.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+import asyncio
+import logging
 from typing import Any
 
-import faust
-from aiokafka.partitioner import murmur2
-from faust.types import TP
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from mode import Service
 
-from streams.core.records import TrendEvent
-from streams.core.windows import SEP, TrendWindows, trend_events, window_specs
-from streams.worker.stage import Wiring, send_all
+from streams.cluster.topics import client_options
+from streams.core.records import DeadLetter, unpack_events
+from streams.core.scoring import Output, dead_letter_bytes
+from streams.core.windows import SEP, TrendWindows, window_specs
+from streams.worker.pipe import Pipe, PipeError, Stage
+from streams.worker.stage import Wiring, changelog_topic
 
-EXPIRY_TICK = b'{"expire":true}'  # on a trend-events partition: lets its queued deletions drain
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+log = logging.getLogger(__name__)
 
 
-class Expiry:
-    """Window state to delete, queued by partition: deletions may only be written while an event of their
-    partition is current, so they drain a few at a time as events (or expiry ticks) arrive."""
+class WindowStage(Service):
+    def __init__(self, w: Wiring, pipe: Pipe, model_version: str, **kwargs: Any) -> None:
+        self.w, self.pipe, self.model_version = w, pipe, model_version
+        self.specs = window_specs(w.windows)
+        self.tumbling = self.specs[0].name
+        self.watch = frozenset(t.upper() for t in w.windows.watch_tickers)
+        self.states: dict[int, TrendWindows] = {}
+        self.offsets: dict[int, int] = {}  # partition -> next offset, applied since the last checkpoint
+        self.letters: dict[int, list[Output]] = {}
+        self.last_checkpoint = 0.0
+        pipe.stage = Stage(self.assigned, self.revoked)
+        super().__init__(**kwargs)
 
-    def __init__(
-        self, interval: float, per_second: float = 2000.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.interval, self.last = interval, 0.0
-        self.pending: dict[int, deque[tuple[Any, str]]] = defaultdict(deque)
-        # deletions write changelog tombstones: spread them, or a burst fills the producer's buffer
-        self.per_second, self.clock = per_second, clock
-        self.budget, self.refilled = per_second, clock()
+    async def on_start(self) -> None:
+        await self.pipe.start()
 
-    def drain(self, partition: int) -> int:
-        """Delete what is queued for ``partition``, as far as this second's budget allows; how many."""
-        now = self.clock()
-        self.budget = min(self.per_second, self.budget + (now - self.refilled) * self.per_second)
-        self.refilled = now
-        queue = self.pending[partition]
-        done = min(int(self.budget), len(queue))
-        for _ in range(done):
-            mapping, key = queue.popleft()
-            mapping.pop(key, None)
-        self.budget -= done
-        return done
+    async def on_stop(self) -> None:
+        async with self.pipe.lock:
+            try:
+                await asyncio.wait_for(self.checkpoint(list(self.states)), 5)
+            except (TimeoutError, PipeError) as exc:
+                log.warning("windows: last checkpoint not written (%s); replayed at the next start", exc)
+        await self.pipe.stop()
 
-    def forget(self, partitions: Iterable[int]) -> None:
-        """The new owner of a partition lists its expired state itself; a queue left here would never drain."""
-        for partition in partitions:
-            self.pending.pop(partition, None)
+    @Service.task
+    async def _run(self) -> None:
+        within = min(self.w.stream.batch_within, self.w.windows.emit_interval)
+        while not self.should_stop:
+            try:
+                records = await self.pipe.take(self.w.stream.batch_max * 4, within)
+                async with self.pipe.lock:
+                    now = self.w.clock()
+                    for record in records:
+                        self.apply(record, now)
+                    if now - self.last_checkpoint >= self.w.windows.emit_interval:
+                        await self.checkpoint(list(self.states))
+                await self.pipe.settle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("windows: %s; reading again from the last commit", exc)
+                async with self.pipe.lock:
+                    await self.pipe.rewind()
 
-    def waiting(self) -> list[int]:
-        return [p for p, queue in self.pending.items() if queue]
-
-    def plan(self, now: float, expired: Iterable[tuple[Any, str]], owned: set[int], partitions: int) -> None:
-        """Queue what has expired on the partitions this worker owns, once an interval and when all drained."""
-        if now - self.last < self.interval or self.waiting():
+    def apply(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
+        state = self.states.get(record.partition)
+        if state is None:
             return
-        self.last = now
-        for mapping, key in expired:
-            scope, name, _ = key.split(SEP, 2)
-            partition = partition_of(f"{scope}{SEP}{name}".encode(), partitions)
-            if partition in owned:  # another worker's partition is that worker's to expire
-                self.pending[partition].append((mapping, key))
+        self.offsets[record.partition] = record.offset + 1
+        try:
+            events = unpack_events(record.value or b"")
+        except (ValueError, TypeError) as exc:
+            letter = DeadLetter("schema", f"not a packed trend-events message: {exc}", record.value or b"",
+                                record.topic, record.partition, record.offset, record.key)  # fmt: skip
+            self.letters.setdefault(record.partition, []).append(
+                Output(self.w.names.dlq, letter.key, dead_letter_bytes(letter))
+            )
+            self.w.metrics.dead_letters.labels(reason="schema").inc()
+            return
+        for index, event in enumerate(events):
+            outcome = state.add(event, now, (record.offset, index))
+            self.w.metrics.window_events.labels(scope=event.scope, outcome=outcome.reason).inc()
 
+    async def checkpoint(self, partitions: list[int]) -> None:
+        """Trends, changelog writes and dead letters of these partitions, and the offsets they cover."""
+        now = self.w.clock()
+        self.last_checkpoint = now
+        outputs: dict[int, list[Output]] = {}
+        for partition in partitions:
+            state = self.states.get(partition)
+            if state is None:
+                continue
+            records = state.updates(now) + state.close(now)
+            state.expire(now)
+            out = outputs.setdefault(partition, self.letters.pop(partition, []))
+            out += [Output(self.w.names.trends, f"{r.scope}{SEP}{r.key}".encode(), r.encode()) for r in records]
+            out += [Output(self.changelog, k, v, partition=partition) for k, v in state.checkpoint()]
+            for r in records:
+                self.w.metrics.trend_records.labels(final=str(r.final).lower()).inc()
+                if r.final and r.window == self.tumbling:
+                    self.w.metrics.closed_window(r, self.watch)
+        offsets = {p: self.offsets.pop(p) for p in partitions if p in self.offsets}
+        self.w.metrics.window_state_keys.set(sum(s.size() for s in self.states.values()))
+        if outputs or offsets:
+            await self.pipe.write(outputs, offsets)
 
-def add_fan_out(w: Wiring) -> None:
-    events = w.topic(w.trend_events, internal=True)
+    @property
+    def changelog(self) -> str:
+        return changelog_topic(self.w.stream)
 
-    @w.app.agent(w.topic(w.names.scored))
-    async def fan_out(stream: Any) -> None:
-        # a batch at a time: its trend events leave in one produce request, not one per record
-        async for batch in stream.take_events(w.stream.batch_max, within=w.stream.batch_within):
-            made = [e for event in batch for e in trend_events(json.loads(event.value))]
-            await send_all(events.send(key=f"{e.scope}{SEP}{e.key}".encode(), value=e.encode()) for e in made)
+    async def assigned(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            if partition not in self.states:
+                state = TrendWindows(self.specs, self.w.windows.grace_seconds, self.w.windows.max_future_seconds,
+                                     self.model_version, self.w.windows.silent_windows, changelog=True)  # fmt: skip
+                state.restore(await self.read_changelog(partition))
+                self.states[partition] = state
+        self.w.metrics.window_state_keys.set(sum(s.size() for s in self.states.values()))
 
+    async def revoked(self, partitions: list[int], flush: bool) -> None:
+        if flush:
+            await self.checkpoint([p for p in partitions if p in self.states])
+            await self.pipe.settle(everything=True, timeout=self.w.stream.session_timeout)
+        for partition in partitions:
+            self.states.pop(partition, None)
+            self.offsets.pop(partition, None)
+            self.letters.pop(partition, None)
 
-def add_window(w: Wiring, state: TrendWindows, expiry: Expiry) -> None:
-    @w.app.agent(w.topic(w.trend_events, internal=True))
-    async def window(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            partition = event.message.partition
-            if event.value != EXPIRY_TICK:  # a tick only lets deletions of its partition drain
-                item = TrendEvent.decode(event.value)
-                moment = faust.utils.iso8601.parse(item.published_at).timestamp()
-                outcome = state.add(item, moment, w.clock(), (partition, event.message.offset))
-                w.metrics.window_events.labels(scope=item.scope, outcome=outcome.reason).inc()
-            expiry.drain(partition)
-
-    @w.app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget(_: Any, revoked: set[TP], **kwargs: Any) -> None:
-        expiry.forget(tp.partition for tp in revoked if tp.topic == w.trend_events)
-
-
-def add_emit(w: Wiring, state: TrendWindows, expiry: Expiry) -> None:
-    trends, events = w.topic(w.names.trends), w.topic(w.trend_events, internal=True)
-    tumbling = window_specs(w.windows)[0].name
-    watch = frozenset(t.upper() for t in w.windows.watch_tickers)
-
-    @w.app.timer(interval=w.windows.emit_interval)
-    async def emit() -> None:
-        now = w.clock()
-        records = state.updates(now) + state.close(now)
-        await send_all(trends.send(key=f"{r.scope}{SEP}{r.key}".encode(), value=r.encode()) for r in records)
-        for r in records:
-            w.metrics.trend_records.labels(final=str(r.final).lower()).inc()
-            if r.final and r.window == tumbling:
-                w.metrics.closed_window(r, watch)
-        for partition in expiry.waiting():  # idle partitions drain on a tick
-            await events.send(key=b"", value=EXPIRY_TICK, partition=partition)
-        w.metrics.window_state_keys.set(len(state.buckets) + len(state.seen))
-        owned = {tp.partition for tp in w.app.consumer.assignment() if tp.topic == w.trend_events}
-        expiry.plan(now, state.expired(now), owned, w.names.partitions)
+    async def read_changelog(self, partition: int) -> list[tuple[bytes, bytes | None]]:
+        """Every record of one changelog partition, from its start to its end now."""
+        assert self.w.kafka is not None
+        consumer = AIOKafkaConsumer(
+            **client_options(self.w.kafka), enable_auto_commit=False, isolation_level="read_committed"
+        )
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.changelog, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            found: list[tuple[bytes, bytes | None]] = []
+            while await consumer.position(tp) < end:
+                for records in (await consumer.getmany(tp, timeout_ms=500, max_records=10_000)).values():
+                    found += [(r.key or b"", r.value) for r in records]
+            return found
+        finally:
+            await consumer.stop()
