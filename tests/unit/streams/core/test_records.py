@@ -10,10 +10,11 @@ from pydantic import ValidationError
 
 from alerts.records import Alert, AlertDeadLetter, AlertWindow, DeliveryFailure, Headline, Record
 from streams.core.decode import decode
-from streams.core.records import Bucket, Counts, NewsDocument, Trend, TrendEvent, scored_record
+from streams.core.records import Counts, NewsDocument, Trend, TrendEvent, pack_events, scored_record, unpack_events
+from streams.core.windows import Bucket
 
 EVENT = TrendEvent(
-    scope="ticker", key="TSLA", id="n1", published_at="2026-11-24T09:00:00Z", sentiment="negative", score=-0.9,
+    scope="ticker", key="TSLA", id="n1", published=1795510800.0, sentiment="negative", score=-0.9,
     title="Tesla recalls", tickers=("TSLA", "F"),
 )  # fmt: skip
 TREND = Trend(
@@ -29,19 +30,19 @@ ALERT = Alert(
     baseline_negative_share=0.2, count=20, negative_count=16, reason="negative_share", headlines=TREND.headlines,
 )  # fmt: skip
 RECORDS: list[Record] = [
-    EVENT,
     TREND,
-    Bucket(
-        negative=1,
-        score_sum=-0.9,
-        unique=Counts(negative=1),
-        worst=((-0.9, "n1", "Fed warns"),),
-        tickers={"TSLA": 1},
-        applied={"0": 41},
-    ),
     ALERT,
     AlertDeadLetter(alert=ALERT, failures=(DeliveryFailure(target="https://hooks.example", outcome="failed"),)),
 ]
+
+
+def test_packed_trend_events_and_window_buckets_read_back_as_written() -> None:
+    other = TrendEvent("topic", "Macro", "n2", 1795510860.5, "neutral", 0.0, "Fed holds \u2028 rates", ())
+    assert unpack_events(pack_events([EVENT, other])) == [EVENT, other]
+    bucket = Bucket([1, 0, 2], [1, 0, 1], -0.3, [(-0.9, "n1", "Fed warns")], {"TSLA": 1}, applied=41)
+    assert Bucket.decode(bucket.encode()) == bucket
+    with pytest.raises(ValueError):
+        unpack_events(pack_events([TrendEvent("topic", "Macro", "n3", 0.0, "furious", 0.0)]))
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)

@@ -48,10 +48,9 @@ def test_replay_counts_every_document_once_in_every_window() -> None:
 
 def test_replay_matches_live_counting_in_order() -> None:
     records = [record(i, i * 3.1, ["negative", "positive"][i % 2]) for i in range(100)]
-    live = TrendWindows({}, {}, [MINUTE, HOP], grace=30)
+    live = TrendWindows([MINUTE, HOP], grace=30)
     for r in records:
-        moment = datetime.fromisoformat(r["published_at"]).timestamp()
         for event in trend_events(r):
-            live.add(event, moment, moment)
+            live.add(event, event.published)
     expected = live.close(float("inf"))
     assert list(replay(records, [MINUTE, HOP], 30, 300)) == expected

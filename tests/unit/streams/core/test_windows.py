@@ -17,7 +17,7 @@ class Counting:
     assertions below are about counting; ``test_records`` checks the records' types."""
 
     def __init__(self, grace: int) -> None:
-        self.windows = TrendWindows({}, {}, [MINUTE, HOP], grace=grace)
+        self.windows = TrendWindows([MINUTE, HOP], grace=grace, changelog=True)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.windows, name)
@@ -26,11 +26,8 @@ class Counting:
         self, scope: str, key: str, doc_id: str, moment: float, sentiment: str, score: float, now: float,
         title: str = "", tickers: Sequence[str] = (), source: tuple[int, int] | None = None,
     ) -> Outcome:  # fmt: skip
-        event = TrendEvent(
-            scope=scope, key=key, id=doc_id, published_at=datetime.fromtimestamp(moment, UTC).isoformat(),
-            sentiment=sentiment, score=score, title=title, tickers=tuple(tickers),
-        )  # fmt: skip
-        return self.windows.add(event, moment, now, source)
+        event = TrendEvent(scope, key, doc_id, moment, sentiment, score, title, tuple(tickers))
+        return self.windows.add(event, now, source)
 
     def result(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return as_json(self.windows.result(*args, **kwargs))
@@ -133,17 +130,22 @@ def test_updates_still_publish_an_older_window_open_for_late_events() -> None:
     assert [(u["window_start"], u["total"]) for u in minute] == [("2026-11-24T09:00:00.000Z", 2)]
 
 
-def test_expired_state_is_listed_for_deletion_after_every_window_closed() -> None:
+def test_expired_state_is_deleted_after_every_window_closed_and_the_changelog_says_so() -> None:
     w = make(grace=10)
-    w.add("topic", "Macro", "a", T0 + 5, "positive", 1, now=T0 + 6)
-    assert list(w.expired(now=T0 + 900)) == []
-    gone = list(w.expired(now=T0 + 900 + 10 + 61))
-    assert {key.split("\x1f")[-1] for _, key in gone} == {str(int(T0)), "a"}
+    w.add("topic", "Macro", "a", T0 + 5, "positive", 1, now=T0 + 6, source=(3, 0))
+    written = w.checkpoint()
+    assert [key[:1] for key, _ in written] == [b"b", b"m"] and all(value for _, value in written)
+    w.close(T0 + 2000)
+    w.expire(now=T0 + 900)
+    assert w.size() > 0 and w.checkpoint() == []
+    w.expire(now=T0 + 900 + 10 + 61)
+    assert w.size() == 0, "buckets, markers and the key itself are gone"
+    assert sorted(w.checkpoint()) == sorted((key, None) for key, _ in written)
 
 
 def test_window_sizes_must_be_multiples() -> None:
     with pytest.raises(ValueError, match="multiple"):
-        TrendWindows({}, {}, [WindowSpec("1m", 60, 60), WindowSpec("odd", 100, 90)], grace=0)
+        TrendWindows([WindowSpec("1m", 60, 60), WindowSpec("odd", 100, 90)], grace=0)
 
 
 def test_reposts_count_in_raw_but_once_in_unique_counts() -> None:
@@ -185,49 +187,78 @@ def test_story_key_matches_training_dedup_entities_links_and_case() -> None:
     assert story_key("   ") == ""
 
 
+def restored(written: list[tuple[bytes, bytes | None]], keep: bytes) -> Counting:
+    """A fresh state read back from the changelog records of one kind only (a crash lost the rest)."""
+    again = make()
+    again.windows.restore([(key, value) for key, value in written if key[:1] == keep])
+    return again
+
+
 def test_a_crash_that_keeps_only_one_of_the_two_writes_neither_loses_nor_doubles_a_count() -> None:
-    """The id's marker and the bucket are two table writes; a kill can persist one and lose the other.
-    The re-delivered event (same partition and offset) must then be counted exactly once."""
+    """A checkpoint writes the bucket and the id's marker as two records; a kill can persist one and lose
+    the other. The re-delivered event (same offset and index) must then be counted exactly once."""
     now = T0 + 1
-    lost_bucket = make()
-    assert lost_bucket.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
-    lost_bucket.buckets.clear()  # the marker survived, the count did not
-    assert lost_bucket.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
+    first = make()
+    assert first.add("topic", "Macro", "a", T0, "negative", -1, now, source=(41, 0)).counted
+    written = first.checkpoint()
+
+    lost_bucket = restored(written, keep=b"m")  # the marker survived, the count did not
+    assert lost_bucket.add("topic", "Macro", "a", T0, "negative", -1, now, source=(41, 0)).counted
     assert lost_bucket.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 1
 
-    lost_marker = make()
-    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).counted
-    lost_marker.seen.clear()  # the count survived, the marker did not
-    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(0, 41)).reason == "duplicate"
+    lost_marker = restored(written, keep=b"b")  # the count survived, the marker did not
+    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(41, 0)).reason == "duplicate"
+    assert lost_marker.add("topic", "Macro", "a", T0, "negative", -1, now, source=(57, 3)).reason == "duplicate"
     assert lost_marker.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 1
+
+
+def test_two_documents_of_one_packed_message_both_count_and_a_replay_of_it_counts_none() -> None:
+    w = make()
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, source=(7, 0)).counted
+    assert w.add("topic", "Macro", "b", T0, "positive", 1, T0 + 1, title="other", source=(7, 1)).counted
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, source=(7, 2)).reason == "duplicate"
+    again = restored(w.checkpoint(), keep=b"b")
+    again.windows.restore([])  # nothing else survived
+    assert again.add("topic", "Macro", "b", T0, "positive", 1, T0 + 1, title="other", source=(7, 1)).reason == (
+        "duplicate"
+    )
+    assert again.result("topic", "Macro", MINUTE, int(T0), False)["total"] == 2
 
 
 def test_the_same_id_in_another_event_is_still_a_duplicate() -> None:
     w = make()
-    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(0, 5)).counted
+    assert w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(5, 0)).counted
     assert (
-        w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(0, 9)).reason == "duplicate"
+        w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, title="Rates up", source=(9, 0)).reason == "duplicate"
     )
-    assert w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1, title="Rates up!", source=(0, 12)).counted
+    assert w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1, title="Rates up!", source=(12, 0)).counted
     result = w.result("topic", "Macro", MINUTE, int(T0), False)
     assert (result["total"], result["unique_total"]) == (2, 1)  # b is a repost of a's story
 
 
-def test_expiry_reads_markers_with_and_without_their_event() -> None:
-    w = make(grace=0)
-    w.add("topic", "Macro", "a", T0, "negative", -1, T0 + 1, source=(1, 3))
-    w.add("topic", "Macro", "b", T0, "negative", -1, T0 + 1)
-    expired = list(w.expired(T0 + 10_000))
-    assert len(expired) == 3  # one bucket, two id markers
+def test_state_stays_bounded_through_a_long_stream_in_compressed_time() -> None:
+    """A day of stories, 2 a second over 30 keys: what is held never grows past the retention's worth."""
+    w = TrendWindows([MINUTE, HOP], grace=30, silent_windows=3, changelog=True)
+    sizes = []
+    for i in range(86_400 // 60 * 120):
+        moment = T0 + i / 2
+        key = f"K{i % 30}"
+        w.add(TrendEvent("ticker", key, f"d{i}", moment, "negative", -0.5, f"story {i}"), moment, (i, 0))
+        if i % 240 == 0:
+            w.close(moment)
+            w.expire(moment)
+            w.checkpoint()
+            sizes.append(w.size())
+    assert max(sizes[len(sizes) // 2 :]) <= max(sizes[: len(sizes) // 2]) * 1.05
+    w.close(T0 + 10**6)
+    w.expire(T0 + 10**6)
+    assert w.size() == 0
 
 
 def test_a_key_that_goes_quiet_gets_its_empty_windows_after_its_last_story() -> None:
-    windows = TrendWindows({}, {}, [MINUTE, HOP], grace=5, silent_windows=3)
-    event = TrendEvent(
-        scope="ticker", key="NKE", id="n1", published_at=datetime.fromtimestamp(T0 + 10, UTC).isoformat(),
-        sentiment="negative", score=-0.9,
-    )  # fmt: skip
-    windows.add(event, T0 + 10, T0 + 10)
+    windows = TrendWindows([MINUTE, HOP], grace=5, silent_windows=3)
+    event = TrendEvent("ticker", "NKE", "n1", T0 + 10, "negative", -0.9)
+    windows.add(event, T0 + 10)
     minute = [t for t in windows.close(T0 + 10 * 60) if t.window == "1m"]
     assert [(t.window_start[11:16], t.total) for t in minute] == [
         ("09:00", 1),
@@ -236,6 +267,6 @@ def test_a_key_that_goes_quiet_gets_its_empty_windows_after_its_last_story() -> 
         ("09:03", 0),
     ]
     assert [t for t in windows.close(T0 + 20 * 60) if t.window == "1m"] == []  # three, then nothing more
-    quiet = TrendWindows({}, {}, [MINUTE], grace=5)  # what rescoring recomputes: windows with stories only
-    quiet.add(event, T0 + 10, T0 + 10)
+    quiet = TrendWindows([MINUTE], grace=5)  # what rescoring recomputes: windows with stories only
+    quiet.add(event, T0 + 10)
     assert [t.total for t in quiet.close(T0 + 10 * 60)] == [1]

@@ -6,7 +6,7 @@ from streams.cluster.topics import client_options
 from streams.core.windows import scope_keys
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
 from streams.worker.app import base_app, broker_url, credentials
-from streams.worker.trends import partition_of
+from streams.worker.score import partition_of
 
 
 def test_broker_url_lists_every_server() -> None:
