@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import Field
 
 from alerts.records import Headline, Record
 
@@ -177,16 +176,3 @@ class Trend(Record):
     top_tickers: tuple[str, ...] = ()
     final: bool = False
     model_version: str | None = None
-
-
-class Bucket(Record):
-    """What a window bucket holds for one key (a value of the worker's ``trend-buckets`` table)."""
-
-    negative: int = 0
-    neutral: int = 0
-    positive: int = 0
-    score_sum: float = 0.0
-    unique: Counts = Counts()
-    worst: tuple[tuple[float, str, str], ...] = ()  # (score, id, title) of the most negative, fewest first
-    tickers: dict[str, int] = Field(default_factory=dict)  # named beside the key in its negative stories
-    applied: dict[str, int] = Field(default_factory=dict)  # last offset applied, per trend-events partition
