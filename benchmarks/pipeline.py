@@ -1,13 +1,19 @@
-"""End-to-end pipeline speed: feed -> broker -> one worker -> news.scored, on Apache Kafka and on
-the demo's embedded broker in the same run.
+"""End-to-end pipeline speed: feed -> Apache Kafka -> one worker -> news.scored and the windows.
 
-For each broker and batching setting: docs/s through the worker when the topic is pre-filled,
-event -> scored latency p50/p99 while feeding at 50% of that rate, and the worker's and the
-broker's CPU share over both phases; beside the classifier alone (same texts, same batch size)
-measured in the same run. The ratio is the pipeline's overhead.
+For each model and batching setting, on the demo's mix of stories (30% Chinese, companies named as
+wires name them): docs/s through one worker when news is pre-filled, Kafka records written and
+read per document (every topic of the run but news: scored, trend events, window changelog, trends,
+internal topics), the worker's CPU ms per document, event -> scored latency p50/p99 while feeding at
+half that rate; beside the classifier alone on the same texts, batch size and routing, measured in
+the same run. ``--model free`` is a stand-in for an accelerator: real tokenization, then an ONNX
+graph that returns random logits at no cost, so what remains is the path around the model.
+``--before PATH`` runs the same configurations with the worker of another checkout (an earlier
+commit) on the same broker, interleaved, for a before/after in one run.
 
-    python benchmarks/pipeline.py [--docs 3000] [--configs 16:0.05 64:0.1 256:0.2] [--broker kafka embedded]
-    python benchmarks/pipeline.py --linking-only   # the scoring step with and without company linking
+    python benchmarks/pipeline.py [--docs 3000] [--model shipped free] [--configs 64:0.1 256:0.2]
+        [--before ../finmon-before] [--broker kafka embedded]
+    python benchmarks/pipeline.py --linking-only     # the scoring step with and without company linking
+    python benchmarks/pipeline.py --adversarial      # cost outside the model of 100,000-character bodies
 
 Apache Kafka comes from the test setup's jars (`python -m tests.kafka fetch`, Java 17).
 """
@@ -18,13 +24,14 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,9 +48,63 @@ from monitor.embedded_broker import free_port
 from monitor.feed import FeedOptions, SyntheticNews
 
 
-def documents(count: int) -> list[dict[str, object]]:
-    generator = SyntheticNews(FeedOptions(seed=11))
+def documents(count: int, lang: str = "mixed") -> list[dict[str, object]]:
+    generator = SyntheticNews(FeedOptions(seed=11, lang=lang))
     return [generator.next() for _ in range(count)]
+
+
+def free_model(folder: Path) -> Path:
+    """A model folder that costs nothing to run: the shipped tokenizer, and a graph whose logits are
+    random numbers of the right shape (a stand-in for an accelerator, never for accuracy)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from models.artifact import VARIANT_FILES, write_manifest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEFAULT_MODEL_DIR / "tokenizer.json", folder / "tokenizer.json")
+    nodes = [helper.make_node("Shape", ["input_ids"], ["shape"], end=1)]
+    outputs = []
+    for name, width in (("sentiment_logits", 3), ("topic_logits", 20)):
+        nodes += [
+            helper.make_node("Concat", ["shape", f"{name}_width"], [f"{name}_shape"], axis=0),
+            helper.make_node("ConstantOfShape", [f"{name}_shape"], [f"{name}_zeros"],
+                             value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+            helper.make_node("RandomUniformLike", [f"{name}_zeros"], [name], low=-3.0, high=3.0),
+        ]  # fmt: skip
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width]))
+    widths = (("sentiment_logits", 3), ("topic_logits", 20))
+    inits = [helper.make_tensor(f"{n}_width", TensorProto.INT64, [1], [w]) for n, w in widths]
+    names = ("input_ids", "attention_mask")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in names]
+    graph = helper.make_graph(nodes, "free", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / VARIANT_FILES["int8"]))
+    shutil.copy(folder / VARIANT_FILES["int8"], folder / VARIANT_FILES["fp16"])
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    cut = manifest.get("truncation", {"strategy": "head+tail", "head_fraction": 0.5})
+    write_manifest(
+        folder, {"version": "free-stand-in", "max_length": manifest.get("max_length", 128), "truncation": cut}
+    )
+    return folder
+
+
+def records_on(url: str, prefix: str, skip: str) -> int:
+    """Records written to the run's topics (those named with ``prefix``), ``skip`` aside."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=url)
+    try:
+        names = [t for t in admin.list_topics() if t.startswith(prefix) and t != skip]
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=url)
+    try:
+        tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
 
 
 async def produce(url: str, topic: str, docs: list[dict[str, object]], rate: float | None) -> None:
@@ -95,17 +156,21 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
     raise SystemExit("worker did not become ready")
 
 
+@dataclass
+class Run:
+    throughput: float
+    p50: float
+    p99: float
+    cpu_ms: float  # worker CPU per document, flat out
+    written: float  # Kafka records written per document (all the run's topics but news)
+    read: float  # records the worker read per document (news, trend events, trends, alerts)
+
+
 def run_config(
-    url: str,
-    batch: int,
-    within: float,
-    docs: list[dict[str, object]],
-    seconds: float,
-    work: Path,
-    kafka: bool,
-    guarantee: str = "at_least_once",
-) -> tuple[float, float, float, float]:
-    name = f"bench{batch}x{int(within * 1000)}{'eos' if guarantee == 'exactly_once' else ''}"
+    url: str, batch: int, within: float, docs: list[dict[str, object]], seconds: float, work: Path,
+    model: Path, root: Path, tag: str,
+) -> Run:  # fmt: skip
+    name = f"bench{tag}{batch}x{int(within * 1000)}"
     port = free_port()
     env = dict(
         os.environ,
@@ -117,29 +182,26 @@ def run_config(
         FINMON_STREAM__HEARTBEAT_INTERVAL="2",
         FINMON_STREAM__WEB_PORT=str(port),
         FINMON_STREAM__DATA_DIR=str(work / name),
-        FINMON_TOPICS__NEWS=f"{name}.news",
-        FINMON_TOPICS__SCORED=f"{name}.scored",
-        FINMON_TOPICS__DLQ=f"{name}.dlq",
-        FINMON_TOPICS__TRENDS=f"{name}.trends",
         FINMON_MODEL__DEVICE="cpu",
-        FINMON_STREAM__IDEMPOTENT_PRODUCER=str(kafka).lower(),  # the embedded broker grants no producer ids
-        FINMON_STREAM__PROCESSING_GUARANTEE=guarantee,
+        FINMON_MODEL__BATCH_SIZE=str(batch),
+        FINMON_MODEL__PATH=str(model),
+        **({} if model == DEFAULT_MODEL_DIR else {"FINMON_MODEL__MULTILINGUAL_PATH": ""}),
+        **{f"FINMON_TOPICS__{k.upper()}": f"{name}.{k}" for k in ("news", "scored", "dlq", "trends", "alerts")},
+        FINMON_TOPICS__ALERTS_DLQ=f"{name}.alerts-dlq",
+        FINMON_TOPICS__FEEDBACK=f"{name}.feedback",
     )
     with (work / f"{name}.log").open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         wait_ready(port, worker)
-        worker_began, cpu_began = time.monotonic(), cpu_seconds(worker.pid)
         asyncio.run(produce(url, f"{name}.news", docs, None))  # pre-filled: the worker runs flat out
-        began = time.monotonic()
-        records, last = asyncio.run(collect(url, f"{name}.scored", len(docs), timeout=600))
+        cpu_began, began = cpu_seconds(worker.pid), time.monotonic()
+        records, last = asyncio.run(collect(url, f"{name}.scored", len(docs), timeout=900))
         throughput = len(records) / (last - began)
+        cpu_ms = (cpu_seconds(worker.pid) - cpu_began) * 1000 / max(1, len(records))
         paced = docs[: max(50, int(throughput * 0.5 * seconds))]
         feeder = asyncio.run(_paced(url, name, paced, throughput * 0.5, len(docs)))
         latencies = [
@@ -147,12 +209,16 @@ def run_config(
             - datetime.fromisoformat(str(r["published_at"])).timestamp()
             for r in feeder[len(docs) :]
         ]
-        share = (cpu_seconds(worker.pid) - cpu_began) / (time.monotonic() - worker_began)
-        return throughput, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), share
+        time.sleep(5)  # the windows' last checkpoints of the run
+        total = len(docs) + len(paced)
+        written = records_on(url, name, f"{name}.news")
+        read = total + sum(records_on(url, t, "") for t in (f"{name}-trend-events", f"{name}.trends", f"{name}.alerts"))
+        return Run(throughput, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), cpu_ms,
+                   written / total, read / total)  # fmt: skip
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
-            worker.wait(120)  # a transactional worker closes a producer per partition
+            worker.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
@@ -167,61 +233,101 @@ async def _paced(
     return records
 
 
+def classifier_alone(model: Path, batch: int, docs: list[dict[str, object]]) -> float:
+    """docs/s of the model(s) alone on the documents' texts, routed by language as the worker routes them."""
+    from models.routing import Router
+    from models.settings import ModelSettings
+    from models.text import language_of
+
+    settings = ModelSettings(path=model, device="cpu", batch_size=batch)
+    if model != DEFAULT_MODEL_DIR:
+        settings = settings.model_copy(update={"multilingual_path": None})
+    router = Router.from_settings(settings)
+    texts = [" ".join(str(d.get(k) or "") for k in ("title", "body")).strip() for d in docs]
+    langs = [language_of(str(d.get("lang") or "") or None, t) for d, t in zip(docs, texts, strict=True)]
+    began = time.perf_counter()
+    router.predict(texts, langs=langs)
+    return len(texts) / (time.perf_counter() - began)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
-    parser.add_argument(
-        "--configs", nargs="+", default=["16:0.05", "64:0.1", "256:0.2"], help="batch_max:batch_within pairs"
-    )
-    parser.add_argument("--broker", nargs="+", choices=["kafka", "embedded"], default=["kafka", "embedded"])
-    parser.add_argument(
-        "--guarantee",
-        nargs="+",
-        choices=["at_least_once", "exactly_once"],
-        default=["at_least_once", "exactly_once"],
-        help="processing guarantees to compare (exactly_once on Apache Kafka only)",
-    )
+    parser.add_argument("--configs", nargs="+", default=["64:0.1", "256:0.2"], help="batch_max:batch_within pairs")
+    parser.add_argument("--model", nargs="+", choices=["shipped", "free"], default=["shipped", "free"])
+    parser.add_argument("--lang", choices=["en", "mixed"], default="mixed", help="the demo's mix by default")
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier finmon whose worker runs beside")
+    parser.add_argument("--broker", nargs="+", choices=["kafka", "embedded"], default=["kafka"])
     parser.add_argument("--linking-only", action="store_true", help="only the in-process cost of company linking")
+    parser.add_argument("--adversarial", action="store_true", help="only the cost of adversarial bodies")
     args = parser.parse_args()
-    docs = documents(args.docs)
+    if args.adversarial:
+        adversarial_cost()
+        return 0
+    docs = documents(args.docs, args.lang)
     if args.linking_only:
         linking_cost(docs)
         return 0
-    texts = [str(d["title"]) for d in docs]
     work = Path(tempfile.mkdtemp(prefix="finmon-pipeline-"))
+    models = {"shipped": DEFAULT_MODEL_DIR, "free": free_model(work / "free-model")}
+    trees = {"after": Path(__file__).resolve().parent.parent, **({"before": args.before} if args.before else {})}
     rows = []
     for kind in args.broker:
-        with broker_of(kind, work) as (url, pid):
-            runs = [(g, c) for g in args.guarantee for c in args.configs if kind == "kafka" or g == "at_least_once"]
-            for guarantee, config in runs:
-                batch, within = int(config.split(":")[0]), float(config.split(":")[1])
-                classifier = Classifier.load(DEFAULT_MODEL_DIR, device="cpu", batch_size=batch)
-                began = time.perf_counter()
-                classifier.predict(texts)
-                alone = len(texts) / (time.perf_counter() - began)
-                broker_cpu, broker_began = cpu_seconds(pid), time.monotonic()
-                throughput, p50, p99, worker_share = run_config(
-                    url, batch, within, docs, args.seconds, work, kind == "kafka", guarantee
-                )
-                broker_share = (cpu_seconds(pid) - broker_cpu) / (time.monotonic() - broker_began)
-                label = kind if guarantee == "at_least_once" else f"{kind} EOS"
-                rows.append((label, batch, within, alone, throughput, p50, p99, worker_share, broker_share))
-                print(f"done {label} batch={batch} within={within}", file=sys.stderr, flush=True)
+        with broker_of(kind, work) as (url, _):
+            for model_name in args.model:
+                for config in args.configs:
+                    batch, within = int(config.split(":")[0]), float(config.split(":")[1])
+                    alone = classifier_alone(models[model_name], batch, docs)
+                    for tree, root in trees.items():
+                        tag = f"{kind[0]}{model_name[0]}{tree[0]}"
+                        run = run_config(url, batch, within, docs, args.seconds, work, models[model_name], root, tag)
+                        rows.append((kind, model_name, tree, batch, within, alone, run))
+                        print(f"done {kind} {model_name} {tree} batch={batch}", file=sys.stderr, flush=True)
     print(
-        f"{'broker':>10}{'batch_max':>10}{'within s':>10}{'classifier docs/s':>19}{'pipeline docs/s':>17}{'ratio':>8}"
-        f"{'p50 s @50%':>12}{'p99 s @50%':>12}{'worker CPU':>12}{'broker CPU':>12}"
+        "| broker | model | worker | batch | classifier alone docs/s | worker docs/s | ratio | records written/doc "
+        "| records read/doc | worker CPU ms/doc | p50 s @50% | p99 s @50% |"
     )
-    for kind, batch, within, alone, throughput, p50, p99, worker_share, broker_share in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, model_name, tree, batch, _, alone, run in rows:
         print(
-            f"{kind:>10}{batch:>10}{within:>10.2f}{alone:>19.1f}{throughput:>17.1f}{throughput / alone:>8.2f}"
-            f"{p50:>12.3f}{p99:>12.3f}{worker_share:>12.0%}{broker_share:>12.0%}"
+            f"| {kind} | {model_name} | {tree} | {batch} | {alone:,.0f} | {run.throughput:,.0f} | "
+            f"{run.throughput / alone:.2f} | {run.written:.2f} | {run.read:.2f} | {run.cpu_ms:.2f} | "
+            f"{run.p50:.3f} | {run.p99:.3f} |"
         )
-    for label in dict.fromkeys(r[0] for r in rows):
-        ratios = [r[4] / r[3] for r in rows if r[0] == label]
-        print(f"{label}: median pipeline/classifier ratio {statistics.median(ratios):.2f}")
-    linking_cost(docs)
     return 0
+
+
+def adversarial_cost(rounds: int = 5) -> None:
+    """The scoring step outside the model (decode, tokenize, tag, link, encode) on 100,000-character
+    bodies of each kind, with the stand-in model, against an ordinary headline."""
+    from models.runtime import Classifier as Model
+    from streams.core.decode import Limits
+    from streams.core.scoring import Message, score_batch
+
+    model = Model.load(free_model(Path(tempfile.mkdtemp()) / "free"), device="cpu")
+    size = 99_000
+    kinds = {
+        "headline": None,
+        "an everyday-word company name": "Target ",
+        "cashtags": "$TSLA ",
+        "research houses quoted": "Wells Fargo at Citi says ",
+        "Chinese with exchange codes": "贵州茅台(600519)一季度净利润同比下滑12%，",
+        "one word": "x",
+        "title-case names": "Apple Meta Visa Shell Ford Gap ",
+    }
+    print("| body (100,000 characters) | ms per document outside the model |")
+    print("|---|---|")
+    for name, unit in kinds.items():
+        body = "" if unit is None else (unit * (size // len(unit) + 1))[:size]
+        doc = {"id": "a", "published_at": datetime.now(UTC).isoformat(), "title": "Tesla shares tumble", "body": body}
+        message = Message(json.dumps(doc).encode())
+        score_batch([message], model, Limits())  # warm
+        began = time.perf_counter()
+        for _ in range(rounds):
+            result = score_batch([message], model, Limits())
+            result.encoded()
+        print(f"| {name} | {(time.perf_counter() - began) * 1000 / rounds:.2f} |")
 
 
 def linking_cost(docs: list[dict[str, object]], rounds: int = 3) -> None:

@@ -28,6 +28,7 @@ from streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # checkpoints whose sends may be outstanding while the next batch is taken
+COMMIT_EVERY = 1.0  # seconds between offset commits while running (at a rebalance or a stop: at once)
 STOP_SECONDS = 10.0  # what a stop may spend flushing before it gives up (and says what it left)
 
 
@@ -66,6 +67,8 @@ class Pipe:
     inflight: deque[_Checkpoint] = field(default_factory=deque)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     read: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read, per partition
+    ready: dict[TopicPartition, int] = field(default_factory=dict)  # acknowledged, not committed yet
+    last_commit: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -155,7 +158,6 @@ class Pipe:
         """Wait for the oldest checkpoints' acknowledgements (all of them with ``everything``, else only
         beyond MAX_IN_FLIGHT), send the dead letters of outputs that failed, then commit."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        ready: dict[TopicPartition, int] = {}
         while self.inflight:
             head = self.inflight[0]
             waiting = [future for _, future in head.sends if not future.done()]
@@ -168,8 +170,10 @@ class Pipe:
                     break  # out of time: these offsets stay uncommitted, read again by whoever owns them next
             await self._failures(head)
             self.inflight.popleft()
-            ready.update(head.offsets)
-        await self.commit(ready)
+            self.ready.update(head.offsets)
+        if self.ready and (everything or time.monotonic() - self.last_commit >= COMMIT_EVERY):
+            ready, self.ready = self.ready, {}
+            await self.commit(ready)
 
     async def _failures(self, checkpoint: _Checkpoint) -> None:
         for out, future in checkpoint.sends:
@@ -193,7 +197,7 @@ class Pipe:
             todo = {tp: o for tp, o in offsets.items() if tp in owned and o > self.committed.get(tp, -1)}
             if not todo:
                 return
-            began = time.monotonic()
+            began = self.last_commit = time.monotonic()
             try:
                 await self.consumer.commit(todo)
             except Exception as exc:  # a rebalance under way: the next owner reads from the last commit
@@ -207,6 +211,7 @@ class Pipe:
         let the stage drop its state, and read every partition again from the last commit."""
         assert self.consumer is not None and self.stage is not None
         self.inflight.clear()
+        self.ready.clear()
         partitions = self.assignment()
         await self.stage.revoked(partitions, False)
         await self.stage.assigned(partitions)
@@ -280,6 +285,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in revoked:
                 pipe.committed.pop(tp, None)
                 pipe.read.pop(tp, None)
+                pipe.ready.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         pipe = self.pipe

@@ -88,11 +88,13 @@ class ScoreStage(Service):
 
     async def _partitions(self, topic: str) -> int:
         assert self.pipe.consumer is not None
-        found = await self.pipe.consumer._client.fetch_all_metadata()
-        partitions = found.partitions_for_topic(topic)
+        await self.pipe.consumer.topics()  # the whole cluster's metadata, not only the subscribed topics'
+        partitions = self.pipe.consumer.partitions_for_topic(topic)
         return len(partitions) if partitions else self.w.names.partitions
 
     async def on_stop(self) -> None:
+        async with self.pipe.lock:  # the batch being scored finishes and is handed to the producer
+            pass
         await self.pipe.stop()
 
     @Service.task
