@@ -126,6 +126,7 @@ class Classifier:
             chosen.path,
             device=chosen.device,
             threads=chosen.threads,
+            spin=chosen.spin,
             batch_size=chosen.batch_size,
             verify_checksums=chosen.verify_checksums,
         )
@@ -140,6 +141,7 @@ class Classifier:
         verify_checksums: bool = True,
         precision: str | None = None,
         io_binding: bool | None = None,
+        spin: bool = True,
     ) -> Classifier:
         """Load and verify ``folder``; warn loudly when CUDA was asked for and CPU is what runs.
 
@@ -155,11 +157,11 @@ class Classifier:
         choice = choose_provider(device, ort.get_available_providers(), list(artifact.variants))
         if precision is not None:
             choice = ProviderChoice(choice.providers, precision)
-        session = cls._session(artifact, choice, threads)
+        session = cls._session(artifact, choice, threads, spin)
         if choice.providers[0] == CUDA and session.get_providers()[0] != CUDA:
             fallback = choose_provider("cpu", [], list(artifact.variants))
             choice = ProviderChoice(fallback.providers, precision or fallback.precision)
-            session = cls._session(artifact, choice, threads)
+            session = cls._session(artifact, choice, threads, spin)
         classifier = cls(artifact, session, choice.precision, device, batch_size, io_binding)
         if device == "cuda" and classifier.provider != CUDA:
             log.warning(
@@ -172,11 +174,15 @@ class Classifier:
         return classifier
 
     @staticmethod
-    def _session(artifact: Artifact, choice: ProviderChoice, threads: int | None) -> ort.InferenceSession:
+    def _session(
+        artifact: Artifact, choice: ProviderChoice, threads: int | None, spin: bool = True
+    ) -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:  # idle threads sleep instead of spinning: the process's other threads get the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = artifact.variant_path(choice.precision)
         try:
             return ort.InferenceSession(str(path), options, providers=list(choice.providers))

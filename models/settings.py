@@ -27,6 +27,11 @@ class ModelSettings(BaseModel):
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Documents per inference call.")
     threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: all cores).")
+    spin: bool = Field(
+        False,
+        description="Let ONNX Runtime's threads spin between operators: a little faster alone, slower beside "
+        "the event loop and the Kafka clients, whose cores the spinning takes.",
+    )
     verify_checksums: bool = Field(True, description="Check every model file against its sha256 at load.")
 
     @field_validator("multilingual_path", mode="before")

@@ -39,3 +39,21 @@ def test_head_fraction_one_keeps_only_the_head(tiny_model: Path) -> None:
     enc = TextEncoder.from_file(tiny_model / "tokenizer.json", max_length=5, head_fraction=1.0)
     ids, _ = enc.ids("w1 w2 w3 w4 w5")
     assert [enc._tokenizer.id_to_token(i) for i in ids] == ["[CLS]", "w1", "w2", "w3", "[SEP]"]
+
+
+@pytest.mark.parametrize("folder", ["default", "multilingual"])
+def test_a_long_text_is_cut_before_tokenizing_and_keeps_the_same_ids(folder: str) -> None:
+    """The shipped tokenizers read only the head and tail of a long text, and give the ids of the whole."""
+    import random
+
+    from models.settings import DEFAULT_MODEL_DIR
+
+    encoder = TextEncoder.from_file(DEFAULT_MODEL_DIR.parent / folder / "tokenizer.json", max_length=128)
+    rng = random.Random(3)
+    words = ["Tesla", "shares", "tumble", "after", "guidance", "cut;", "Fed", "holds", "rates", "$AAPL", "12.5%"]
+    words += ["贵州茅台一季度净利润同比下滑", "Q3"]
+    for length in (300, 3_000, 100_000):
+        text = " ".join(rng.choice(words) for _ in range(length // 6))
+        whole = encoder._frame(encoder._tokenizer.encode(text, add_special_tokens=False).ids)
+        assert encoder.ids(text) == whole
+        assert len(encoder.clip(text)) <= 128 * 16 + 64
