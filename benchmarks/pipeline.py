@@ -258,6 +258,15 @@ def classifier_alone(model: Path, batch: int, docs: list[dict[str, object]]) -> 
     return whole, len(texts) / (time.perf_counter() - began)
 
 
+def row(kind: str, model: str, tree: str, batch: int, alone: tuple[float, float], run: Run) -> str:
+    whole, batched = alone
+    return (
+        f"| {kind} | {model} | {tree} | {batch} | {whole:,.0f} | {batched:,.0f} | {run.throughput:,.0f} | "
+        f"{run.throughput / batched:.2f} | {run.written:.2f} | {run.read:.2f} | {run.cpu_ms:.2f} | "
+        f"{run.p50:.3f} | {run.p99:.3f} |"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=3000)
@@ -290,19 +299,14 @@ def main() -> int:
                     for tree, root in trees.items():
                         tag = f"{kind[0]}{model_name[0]}{tree[0]}"
                         run = run_config(url, batch, within, docs, args.seconds, work, models[model_name], root, tag)
-                        rows.append((kind, model_name, tree, batch, within, alone, run))
-                        print(f"done {kind} {model_name} {tree} batch={batch}", file=sys.stderr, flush=True)
+                        rows.append(row(kind, model_name, tree, batch, alone, run))
+                        print(f"done: {rows[-1]}", file=sys.stderr, flush=True)
     print(
-        "| broker | model | worker | batch | classifier alone docs/s | worker docs/s | ratio | records written/doc "
-        "| records read/doc | worker CPU ms/doc | p50 s @50% | p99 s @50% |"
+        "| broker | model | worker | batch | alone, whole set docs/s | alone, worker's batches docs/s | worker docs/s "
+        "| ratio | records written/doc | records read/doc | worker CPU ms/doc | p50 s @50% | p99 s @50% |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for kind, model_name, tree, batch, _, alone, run in rows:
-        print(
-            f"| {kind} | {model_name} | {tree} | {batch} | {alone:,.0f} | {run.throughput:,.0f} | "
-            f"{run.throughput / alone:.2f} | {run.written:.2f} | {run.read:.2f} | {run.cpu_ms:.2f} | "
-            f"{run.p50:.3f} | {run.p99:.3f} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
     return 0
 
 

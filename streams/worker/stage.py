@@ -1,11 +1,11 @@
-"""What every stage of the worker is wired with: the app, its topics, the metrics and the clock."""
+"""What every stage of the worker is wired with: the app, its topic names, the metrics and the clock."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -13,12 +13,10 @@ import faust
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 from streams.worker.metrics import WorkerMetrics
 
-Send = Callable[..., Awaitable[Any]]
-
 
 @dataclass
 class Wiring:
-    """The parts the stage factories share; ``topic`` declares a raw-bytes topic once."""
+    """The parts the stages share."""
 
     app: faust.App
     names: TopicSettings
@@ -26,27 +24,11 @@ class Wiring:
     windows: WindowSettings
     metrics: WorkerMetrics
     clock: Callable[[], float] = time.time
-    topics: dict[str, Any] = field(default_factory=dict)
-    kafka: KafkaSettings | None = None  # for the stages' own admin requests
+    kafka: KafkaSettings | None = None  # for the stages' own clients
 
     @property
     def trend_events(self) -> str:
         return trend_events_topic(self.stream)
-
-    def topic(self, name: str, internal: bool = False) -> Any:
-        if name not in self.topics:
-            self.topics[name] = self.app.topic(
-                name,
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=self.names.partitions,
-                replicas=self.names.replication,
-                internal=internal,
-            )
-        return self.topics[name]
-
-    def table(self, name: str) -> Any:
-        return self.app.Table(name, default=None, partitions=self.names.partitions, key_type=str)
 
 
 def trend_events_topic(stream: StreamSettings) -> str:
