@@ -6,9 +6,9 @@ read per document (every topic of the run but news: scored, trend events, window
 internal topics), the worker's CPU ms per document, event -> scored latency p50/p99 while feeding at
 half that rate; beside the classifier alone on the same texts, batch size and routing, measured in
 the same run, over the whole set (sorted by length across it) and in the batches the worker takes
-(the ratio's baseline: a worker cannot sort across batches it has not read yet). ``--model free`` is
-a stand-in for an accelerator: real tokenization, then an ONNX
-graph that returns random logits at no cost, so what remains is the path around the model.
+(a worker cannot sort across batches it has not read yet); the ratio is against the better of the
+two. ``--model free`` is a stand-in for an accelerator: real tokenization, then an ONNX graph that
+returns random logits at no cost, so what remains is the path around the model.
 ``--before PATH`` runs the same configurations with the worker of another checkout (an earlier
 commit) on the same broker, interleaved, for a before/after in one run.
 
@@ -262,7 +262,7 @@ def row(kind: str, model: str, tree: str, batch: int, alone: tuple[float, float]
     whole, batched = alone
     return (
         f"| {kind} | {model} | {tree} | {batch} | {whole:,.0f} | {batched:,.0f} | {run.throughput:,.0f} | "
-        f"{run.throughput / batched:.2f} | {run.written:.2f} | {run.read:.2f} | {run.cpu_ms:.2f} | "
+        f"{run.throughput / max(whole, batched):.2f} | {run.written:.2f} | {run.read:.2f} | {run.cpu_ms:.2f} | "
         f"{run.p50:.3f} | {run.p99:.3f} |"
     )
 
