@@ -295,7 +295,7 @@ def test_changelogs_are_compacted_and_expired_window_state_is_cleaned_up(tiny_mo
                 "FINMON_WINDOWS__HOPPING_SECONDS": "4",
                 "FINMON_WINDOWS__HOPPING_STEP_SECONDS": "2",
                 "FINMON_WINDOWS__GRACE_SECONDS": "1",
-                    "FINMON_ALERTS__ENABLED": "false",
+                "FINMON_ALERTS__ENABLED": "false",
             }
         )
         changelog = f"{pipeline.name}-windows-changelog"
