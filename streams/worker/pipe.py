@@ -29,7 +29,7 @@ from streams.worker.metrics import WorkerMetrics
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # checkpoints whose sends may be outstanding while the next batch is taken
 COMMIT_EVERY = 1.0  # seconds between offset commits while running (at a rebalance or a stop: at once)
-STOP_SECONDS = 10.0  # what a stop may spend flushing before it gives up (and says what it left)
+STOP_SECONDS = 5.0  # what a stop may spend flushing, and then closing each client, before it gives up
 
 
 class PipeError(Exception):
@@ -134,9 +134,10 @@ class Pipe:
         self.inflight.append(_Checkpoint(sends, tps))
 
     async def _send(self, producer: AIOKafkaProducer, out: Output) -> asyncio.Future[Any]:
-        stamp = int(out.timestamp * 1000) if out.timestamp is not None else None
         try:
-            return await producer.send(out.topic, out.value, key=out.key, partition=out.partition, timestamp_ms=stamp)
+            return await producer.send(
+                out.topic, out.value, key=out.key, partition=out.partition, timestamp_ms=_stamp(out)
+            )
         except Exception as exc:  # refused before it left (too large for the client, buffer timeout)
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
@@ -145,7 +146,10 @@ class Pipe:
     async def _transaction(self, partition: int, outputs: list[Output], offset: int | None) -> None:
         producer = self.producers[partition]
         async with producer.transaction():
-            futures = [await producer.send(o.topic, o.value, key=o.key, partition=o.partition) for o in outputs]
+            futures = [  # a send refused here raises, and the transaction aborts: nothing of it is committed
+                await producer.send(o.topic, o.value, key=o.key, partition=o.partition, timestamp_ms=_stamp(o))
+                for o in outputs
+            ]
             if offset is not None:
                 tp = TopicPartition(self.topic, partition)
                 await producer.send_offsets_to_transaction({tp: offset}, self.group)
@@ -250,6 +254,10 @@ class Pipe:
                 continue
             position = self.committed.get(tp, self.read.get(tp, end))
             yield tp, max(0, int(end) - int(position))
+
+
+def _stamp(out: Output) -> int | None:
+    return int(out.timestamp * 1000) if out.timestamp is not None else None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -47,7 +47,7 @@ class WindowStage(Service):
     async def on_stop(self) -> None:
         async with self.pipe.lock:
             try:
-                await asyncio.wait_for(self.checkpoint(list(self.states)), 5)
+                await asyncio.wait_for(self.checkpoint(list(self.states)), 3)
             except (TimeoutError, PipeError) as exc:
                 log.warning("windows: last checkpoint not written (%s); replayed at the next start", exc)
         await self.pipe.stop()
