@@ -69,6 +69,7 @@ class Pipe:
     read: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read, per partition
     ready: dict[TopicPartition, int] = field(default_factory=dict)  # acknowledged, not committed yet
     last_commit: float = 0.0
+    damaged: bool = False  # a batch or its outputs failed: read again from the last commit before going on
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -113,6 +114,15 @@ class Pipe:
     async def take(self, max_records: int, within: float) -> list[ConsumerRecord[bytes, bytes]]:
         """The next batch, in partition order; waits ``within`` seconds at most for the first record."""
         assert self.consumer is not None
+        if self.damaged:
+            try:
+                async with self.lock:
+                    await self.rewind()
+                self.damaged = False
+            except Exception as exc:  # the cluster is away: nothing is taken until the rewind succeeds
+                log.warning("%s: cannot read again from the last commit yet: %s", self.group, exc)
+                await asyncio.sleep(1.0)
+                return []
         found = await self.consumer.getmany(timeout_ms=int(within * 1000), max_records=max_records)
         owned = self.consumer.assignment()
         taken = [(tp, records) for tp, records in sorted(found.items()) if tp in owned and records]
@@ -180,19 +190,43 @@ class Pipe:
             await self.commit(ready)
 
     async def _failures(self, checkpoint: _Checkpoint) -> None:
-        for out, future in checkpoint.sends:
-            error = future.exception()
-            if error is None:
+        """Outputs the cluster refused are sent again one at a time (a broker refuses a whole batch of
+        records for one that is too large, so its neighbours go through alone); what is refused alone
+        is dead-lettered by the stage's fallback, or the stage reads again from its last commit."""
+        failed = [out for out, future in checkpoint.sends if future.exception() is not None]
+        if not failed:
+            return
+        await self._renew()
+        for out in failed:
+            assert self.producer is not None
+            try:
+                await (await self.producer.send(
+                    out.topic, out.value, key=out.key, partition=out.partition, timestamp_ms=_stamp(out)
+                ))  # fmt: skip
                 continue
+            except Exception as exc:
+                error = exc
+            await self._renew()
             letter = self.fallback(out, error)
             if letter is None:
                 raise PipeError(f"{out.topic}: {type(error).__name__}: {error}") from error
-            log.warning("%s refused a record (%s); dead-lettered", out.topic, error)
-            assert self.producer is not None
+            log.warning("%s refused a record alone (%s); dead-lettered", out.topic, error)
             try:
                 await (await self.producer.send(letter.topic, letter.value, key=letter.key))
             except Exception as exc:
                 raise PipeError(f"{letter.topic}: {type(exc).__name__}: {exc}") from exc
+
+    async def _renew(self) -> None:
+        """A new producer: a batch the broker refused leaves an idempotent producer's sequence numbers
+        behind the broker's, so every later send of that partition would be refused as out of order."""
+        old, self.producer = self.producer, AIOKafkaProducer(**self._producer_options())
+        if old is not None:
+            try:
+                async with asyncio.timeout(STOP_SECONDS):
+                    await old.stop()  # what it still held fails or lands; its checkpoints settle as usual
+            except Exception as exc:
+                log.warning("%s: the previous producer did not stop cleanly: %s", self.group, exc)
+        await self.producer.start()
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None

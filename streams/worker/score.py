@@ -109,14 +109,12 @@ class ScoreStage(Service):
                 await self.pipe.settle()
             except PipeError as exc:
                 log.error("scoring: %s; reading again from the last commit", exc)
-                async with self.pipe.lock:
-                    await self.pipe.rewind()
+                self.pipe.damaged = True
             except asyncio.CancelledError:
                 raise
             except Exception:  # the stage keeps going; what was not committed is read again
                 log.exception("scoring: batch failed; reading again from the last commit")
-                async with self.pipe.lock:
-                    await self.pipe.rewind()
+                self.pipe.damaged = True
 
     async def handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         messages = [message_of(r) for r in records]

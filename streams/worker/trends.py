@@ -67,10 +67,9 @@ class WindowStage(Service):
                 await self.pipe.settle()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # the stage keeps going; what was not committed is replayed
                 log.error("windows: %s; reading again from the last commit", exc)
-                async with self.pipe.lock:
-                    await self.pipe.rewind()
+                self.pipe.damaged = True
 
     def apply(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
         state = self.states.get(record.partition)

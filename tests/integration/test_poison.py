@@ -165,3 +165,31 @@ def test_a_batch_of_100k_character_bodies_is_scored_long_before_the_poll_interva
         assert all(len(r["entities"]) <= 16 and len(r["tickers"]) <= 16 for r in scored)
     finally:
         stop(worker)
+
+
+def test_a_record_the_cluster_refuses_is_dead_lettered_alone(pipeline: Pipeline) -> None:
+    """news.scored accepts records of at most 4 KB: a scored record above that is refused by the broker
+    itself (not by finmon's own size check), and that document alone goes to news.dlq."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.url)
+    try:
+        admin.create_topics([NewTopic(pipeline.topics["scored"], 1, 1, topic_configs={"max.message.bytes": "4096"})])
+    finally:
+        admin.close()
+    pipeline.extra_env["FINMON_ALERTS__ENABLED"] = "false"
+    worker = pipeline.start_worker()
+    try:
+        pipeline.wait_ready(worker)
+        docs = good_documents(12)
+        for doc in docs[3::4]:
+            doc["notes"] = "n" * 6000  # kept on the scored record, which the broker then refuses
+        pipeline.produce([encode(d) for d in docs])
+        scored, dead = wait_outcomes(pipeline, len(docs))
+        assert len(scored) + len(dead) == len(docs)
+        assert {r["id"] for r in scored} == {d["id"] for d in docs if "notes" not in d}
+        assert {r["reason"] for r in dead} == {"output_refused"}
+        assert sorted(r["source_offset"] for r in dead) == [3, 7, 11]
+        assert worker.poll() is None
+    finally:
+        stop(worker)
