@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-# Letters and digits that survive: ASCII ones, and CJK ideographs, kana and hangul, so that a Chinese,
-# Japanese or Korean title keeps its words (accented Latin letters drop out as they always have).
-_NON_WORD = re.compile(r"[^0-9a-z$\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+# Combining marks (the vowel signs of Devanagari, Arabic harakat, accents written apart), but not the
+# variation selectors that follow emoji.
+_MARKS = "".join(
+    chr(c) for c in range(0x300, 0x10000) if unicodedata.category(chr(c))[0] == "M" and not 0xFE00 <= c <= 0xFE0F
+)
+# What survives in a story key: the letters, digits and marks of every script, and "$"; an ASCII text's
+# key is what it always was (letters, digits and "$" lower-cased).
+_NON_WORD = re.compile(rf"(?:[^\w${re.escape(_MARKS)}]|_)+")
 
 
 def clean_text(text: str) -> str:
-    """The text a model sees: HTML entities decoded, whitespace collapsed."""
+    """The text a model sees, in training and in serving alike (``models.tokenize`` is the one caller):
+    HTML entities decoded once, whitespace collapsed."""
     return " ".join(html.unescape(text).split())
 
 

@@ -25,3 +25,39 @@ def test_the_lang_field_wins_over_the_script_and_keeps_its_primary_subtag() -> N
     assert language_of("EN_us", "贵州茅台") == "en"
     assert language_of(None, "贵州茅台") == "zh"
     assert language_of("  ", "Tesla") == "en"
+
+
+def test_story_keys_keep_the_letters_of_every_script() -> None:
+    from models.text import dedup_key
+
+    titles = [
+        "Сбербанк упал на 5%",
+        "Газпром вырос на 5%",
+        "Η Εθνική Τράπεζα έπεσε 5%",
+        "Η Πειραιώς ανέβηκε 5%",
+        "أرامكو تراجعت 5%",
+        "سابك ارتفعت 5%",
+        "रिलायंस के शेयर 5% गिरे",
+        "टाटा मोटर्स के शेयर 5% चढ़े",
+        "贵州茅台股价大跌5%",
+        "腾讯控股股价大涨5%",
+    ]
+    keys = [dedup_key(t) for t in titles]
+    assert len(set(keys)) == len(titles), "stories in other scripts no longer collide on their digits"
+    assert all(dedup_key(f"{t}!! https://t.co/x") == k for t, k in zip(titles, keys, strict=True))
+    assert dedup_key("रिलायंस के शेयर 5% गिरे") == "रिलायंस के शेयर 5 गिरे"  # vowel signs are kept
+
+
+@pytest.mark.parametrize(
+    ("title", "key"),
+    [
+        ("S&amp;P 500 falls 2% https://t.co/a", "s p 500 falls 2"),
+        ("@_JoshSchafer: $AAPL's 'record' quarter", "joshschafer $aapl s record quarter"),
+        ("Fed ➡️ holds rates ▶️", "fed holds rates"),
+        ("snake_case_word", "snake case word"),
+    ],
+)
+def test_an_english_story_key_is_what_it_always_was(title: str, key: str) -> None:
+    from models.text import dedup_key
+
+    assert dedup_key(title) == key
