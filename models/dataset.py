@@ -12,7 +12,7 @@ from pathlib import Path
 from models.errors import DataError
 from models.files import BadRow, records
 from models.labels import parse_label
-from models.text import clean_text, dedup_key
+from models.text import dedup_key
 
 KNOWN_DATASETS: dict[str, dict[str, str]] = {
     "71aa99d0d37feced03c999ec23b5b25302c92f39d69b6acb0a37aa076c5420e8": {
@@ -84,7 +84,7 @@ def read_examples(path: Path, head: str, weight: float = 1.0) -> list[Example]:
             label = parse_label(head, raw)
         except ValueError as exc:
             raise DataError(f"{path}:{number}: {exc}") from exc
-        example = Example(text=clean_text(text), weight=weight, sources={path.name})
+        example = Example(text=text, weight=weight, sources={path.name})  # normalized where it is read
         setattr(example, head, label)
         examples.append(example)
     if not examples:

@@ -1,6 +1,6 @@
-"""Tokenization shared by training and inference: head + tail truncation, dynamic padding.
+"""Tokenization shared by training and inference: normalization, head + tail truncation, dynamic padding.
 
-Training and serving use this same code, so a model never sees text cut differently
+Training and serving use this same code, so a model never sees text normalized or cut differently
 from the way it was trained.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from models.errors import ArtifactError
+from models.text import clean_text
 
 # Characters read per token kept, before tokenizing: a token spans at most a few characters in any
 # text a model is fine-tuned on, so a text cut to this many characters per kept token, head and
@@ -71,6 +72,10 @@ class TextEncoder:
                 return int(token_id)
         raise ArtifactError(f"tokenizer has none of the special tokens {names}")
 
+    def read(self, text: str) -> str:
+        """The text as the model reads it: its head and tail (``clip``), normalized (``clean_text``)."""
+        return clean_text(self.clip(text))
+
     def clip(self, text: str) -> str:
         """The text's head and tail, as much of each as the model can keep, cut at white space where
         there is some near the cut (never inside a kept word); the text itself when it is short."""
@@ -88,7 +93,7 @@ class TextEncoder:
 
     def ids(self, text: str) -> tuple[list[int], bool]:
         """Ids with special tokens, cut to ``max_length`` as head + tail; and whether it was cut."""
-        content = self._tokenizer.encode(self.clip(text), add_special_tokens=False).ids
+        content = self._tokenizer.encode(self.read(text), add_special_tokens=False).ids
         return self._frame(content)
 
     def _frame(self, content: list[int]) -> tuple[list[int], bool]:
@@ -102,7 +107,7 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str]) -> Batch:
         """Encode a batch, padding only to the longest document in it."""
-        encodings = self._tokenizer.encode_batch([self.clip(t) for t in texts], add_special_tokens=False)
+        encodings = self._tokenizer.encode_batch([self.read(t) for t in texts], add_special_tokens=False)
         framed = [self._frame(enc.ids) for enc in encodings]
         width = max(len(ids) for ids, _ in framed)
         input_ids = np.full((len(framed), width), self.pad_id, dtype=np.int64)

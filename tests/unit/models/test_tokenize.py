@@ -57,3 +57,20 @@ def test_a_long_text_is_cut_before_tokenizing_and_keeps_the_same_ids(folder: str
         whole = encoder._frame(encoder._tokenizer.encode(text, add_special_tokens=False).ids)
         assert encoder.ids(text) == whole
         assert len(encoder.clip(text)) <= 128 * 16 + 64
+
+
+def test_training_and_serving_read_the_same_text_whatever_entities_it_carries(tiny_model: Path) -> None:
+    """The data sets carry HTML entities (``&amp;``, ``&lt;``, ``&gt;``, ``&quot;``, ``&#39;``); the
+    model reads the same text with them or without, in training (TextEncoder) and in serving (Classifier)."""
+    from models.runtime import Classifier
+
+    pairs = [
+        ("good S&amp;P dividend &amp; oil", "good S&P dividend & oil"),
+        ("bad fed &lt;warns&gt; &quot;ipo&quot; it&#39;s", 'bad fed <warns> "ipo" it\'s'),
+        ("flat  oil\n\tw1", "flat oil w1"),
+    ]
+    encoder = TextEncoder.from_file(tiny_model / "tokenizer.json", max_length=16)
+    classifier = Classifier.load(tiny_model)
+    for escaped, plain in pairs:
+        assert encoder.ids(escaped) == encoder.ids(plain)
+        assert classifier.predict([escaped]) == classifier.predict([plain])
