@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from monitor.cli import existing_file, positive_int, positive_number
-from monitor.errors import UsageError
+from monitor.errors import ConfigError, UsageError
 from monitor.feed import LANGUAGES
 from monitor.settings import Settings
 
@@ -21,6 +21,18 @@ def require_broker(settings: Settings) -> None:
     if not settings.kafka.bootstrap_servers:
         raise UsageError("no broker: set FINMON_KAFKA__BOOTSTRAP_SERVERS, or run `finmon demo` for an embedded one")
     check_cluster(settings.kafka)
+
+
+def state_folder(path: str) -> None:
+    """Create the worker's state folder (relative to the working directory), or say in one line why not."""
+    from pathlib import Path
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the state folder {path!r} ({exc.strerror}): set FINMON_STREAM__DATA_DIR"
+        ) from exc
 
 
 def run_app(app: Any, verbose: bool) -> None:
@@ -57,6 +69,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.app import create_worker
     from streams.worker.metrics import WorkerMetrics
 
+    state_folder(settings.stream.data_dir)
     require_broker(settings)
     classifier = Router.from_settings(settings.model)
     info = classifier.describe()
@@ -104,6 +117,7 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.app import base_app
     from streams.worker.metrics import WorkerMetrics
 
+    state_folder(settings.stream.data_dir)
     require_broker(settings)
     if not settings.alerts.targets:
         raise UsageError("no webhook targets: set FINMON_ALERTS__TARGETS to a JSON list of {url, format, secret}")

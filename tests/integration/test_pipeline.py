@@ -175,3 +175,34 @@ def test_the_demo_reports_a_worker_that_dies_and_exits_non_zero(tmp_path: Path) 
     assert last.startswith("finmon demo: error: the worker exited with status 2: finmon: error: model folder"), last
     pids = [int(p) for p in re.findall(r"(?:broker|worker|dashboard) pid (\d+)", result.stdout)]
     assert len(pids) == 3 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_worker_started_in_a_fresh_directory_creates_its_state_folder_and_scores(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """As the README's real-cluster section runs it: from any directory, with the default state folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = pipeline.env()
+    del env["FINMON_STREAM__DATA_DIR"]
+    log = (pipeline.folder / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "worker"], env=env, cwd=elsewhere, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        pipeline.wait_ready(worker)
+        docs = good_documents(5)
+        pipeline.produce([encode(d) for d in docs])
+        scored = pipeline.consume("scored", lambda r: len(r) >= 5)
+        assert {r["id"] for r in scored} == {d["id"] for d in docs}
+        assert (elsewhere / "var" / "finmon").is_dir()
+    finally:
+        stop(worker)
+    env["FINMON_STREAM__DATA_DIR"] = "/proc/finmon-state"
+    refused = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "worker"], env=env, cwd=elsewhere, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot create the state folder '/proc/finmon-state'" in refused.stderr
