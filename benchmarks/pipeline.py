@@ -318,20 +318,12 @@ def adversarial_cost(rounds: int = 5) -> None:
     from streams.core.scoring import Message, score_batch
 
     model = Model.load(free_model(Path(tempfile.mkdtemp()) / "free"), device="cpu")
-    size = 99_000
-    kinds = {
-        "headline": None,
-        "an everyday-word company name": "Target ",
-        "cashtags": "$TSLA ",
-        "research houses quoted": "Wells Fargo at Citi says ",
-        "Chinese with exchange codes": "贵州茅台(600519)一季度净利润同比下滑12%，",
-        "one word": "x",
-        "title-case names": "Apple Meta Visa Shell Ford Gap ",
-    }
+    from tests.adversarial import adversarial_bodies
+
+    kinds: dict[str, str] = {"headline": "", **adversarial_bodies()}
     print("| body (100,000 characters) | ms per document outside the model |")
     print("|---|---|")
-    for name, unit in kinds.items():
-        body = "" if unit is None else (unit * (size // len(unit) + 1))[:size]
+    for name, body in kinds.items():
         doc = {"id": "a", "published_at": datetime.now(UTC).isoformat(), "title": "Tesla shares tumble", "body": body}
         message = Message(json.dumps(doc).encode())
         score_batch([message], model, Limits())  # warm

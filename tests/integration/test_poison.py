@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.adversarial import adversarial_bodies
 from tests.integration.conftest import Pipeline, encode, good_documents, stop
 
 pytestmark = pytest.mark.integration
@@ -126,20 +127,6 @@ def test_poison_mixed_into_good_documents_ends_scored_or_dead_lettered_exactly(p
         print(f"poison: {len(sent)} in, {len(scored)} scored, {len(dead)} dead-lettered ({sorted(reasons)})")
     finally:
         stop(worker)
-
-
-def adversarial_bodies() -> dict[str, str]:
-    """100,000-character bodies of each kind that once cost seconds to minutes outside the model."""
-    size = 99_000
-    kinds = {
-        "an everyday-word company name": "Target ",
-        "cashtags": "$TSLA ",
-        "research houses quoted": "Wells Fargo at Citi says ",
-        "Chinese with exchange codes": "贵州茅台(600519)一季度净利润同比下滑12%，",
-        "one word": "x",
-        "title-case names": "Apple Meta Visa Shell Ford Gap ",
-    }
-    return {name: (unit * (size // len(unit) + 1))[:size] for name, unit in kinds.items()}
 
 
 def test_a_batch_of_100k_character_bodies_is_scored_long_before_the_poll_interval(pipeline: Pipeline) -> None:
