@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from typing import Any
 
 from alerts.records import Alert
 
 FORMATS = ("json", "alertmanager", "slack")
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# control characters (a newline would forge a line of its own) and bidirectional overrides (which
+# reorder what a reader sees) never leave finmon inside quoted news text
+_UNSEEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]+")
+
+
+def plain(text: str) -> str:
+    """Quoted text (a headline, a key) on one line, without characters that hide or reorder it."""
+    return _UNSEEN.sub(" ", text).strip()
+
+
+def slack_text(text: str) -> str:
+    """Quoted text as Slack's mrkdwn must receive it: &, < and > escaped, so a headline cannot hold a
+    link, a mention (<!channel>) or a user reference."""
+    return plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quoted_list(texts: list[str]) -> str:
+    """Headlines as one annotation: each a JSON string, so that none can pass for two or close the list."""
+    return "; ".join(json.dumps(plain(t), ensure_ascii=False) for t in texts)
 
 
 def _labels(alert: Alert) -> dict[str, str]:
@@ -49,14 +70,14 @@ def explain(alert: Alert) -> str:
     )
 
 
-def _summary(alert: Alert) -> str:
-    return f"Negative news {alert.status} on {alert.scope} {alert.key}: {explain(alert)}"
+def _summary(alert: Alert, quote: Any = plain) -> str:
+    return f"Negative news {alert.status} on {alert.scope} {quote(alert.key)}: {explain(alert)}"
 
 
 def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "") -> dict[str, Any]:
     """The payload Alertmanager posts to webhook receivers (version 4)."""
     labels = _labels(alert)
-    headlines = "; ".join(h.title for h in alert.headlines)
+    headlines = quoted_list([h.title for h in alert.headlines])
     annotations = {
         "summary": _summary(alert),
         "reason": alert.reason or "",
@@ -67,9 +88,10 @@ def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "")
     resolved = alert.status == "resolved"
     started = alert.started_at or alert.window.start
     group_labels = {"scope": labels["scope"], "key": labels["key"]}
+    group_key = ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in group_labels.items())
     return {
         "version": "4",
-        "groupKey": "{}:" + "{" + f'scope="{labels["scope"]}", key="{labels["key"]}"' + "}",
+        "groupKey": "{}:{" + group_key + "}",
         "truncatedAlerts": 0,
         "status": alert.status,
         "receiver": receiver,
@@ -94,10 +116,10 @@ def alertmanager(alert: Alert, receiver: str = "finmon", external_url: str = "")
 def slack(alert: Alert) -> dict[str, Any]:
     """Slack incoming-webhook text: the summary and the driving headlines."""
     icon = ":rotating_light:" if alert.status == "firing" else ":white_check_mark:"
-    lines = [f"{icon} *{_summary(alert)}*"]
-    lines += [f"• {h.title} ({h.score:+.2f})" for h in alert.headlines]
+    lines = [f"{icon} *{_summary(alert, slack_text)}*"]
+    lines += [f"• {slack_text(h.title)} ({h.score:+.2f})" for h in alert.headlines]
     if alert.tickers:
-        lines.append("Tickers: " + ", ".join(alert.tickers))
+        lines.append("Tickers: " + ", ".join(slack_text(t) for t in alert.tickers))
     return {"text": "\n".join(lines)}
 
 

@@ -231,6 +231,26 @@ def start_child(command: str, env: dict[str, str], state: Path) -> subprocess.Po
         )
 
 
+def demo_login(settings: Settings, state: Path, env: dict[str, str]) -> str:
+    """Where no logins are configured, a token for this run's analyst (the user's login name), kept
+    hashed in STATE/analysts: the demo's link signs in once, as Jupyter's does, and reviews are named."""
+    import getpass
+    import re
+
+    from monitor.web.access import new_token, write_analyst
+
+    if settings.web.authenticated:
+        return ""
+    try:
+        name = re.sub(r"[^\w.@+-]", "", getpass.getuser())[:100] or "analyst"
+    except (KeyError, OSError):
+        name = "analyst"
+    token, path = new_token(), state / "analysts"
+    write_analyst(path, name, token)
+    env["FINMON_WEB__TOKENS_FILE"] = str(path.resolve())
+    return f"?token={token}"
+
+
 def run_demo(settings: Settings, duration: float | None = None, rate: float = 20.0, lang: str = "mixed") -> int:
     for host, chosen in ((settings.stream.web_host, settings.stream.web_port), (settings.web.host, settings.web.port)):
         if chosen:
@@ -245,7 +265,8 @@ def run_demo(settings: Settings, duration: float | None = None, rate: float = 20
     env = worker_env(settings, url, embedded, f"http://127.0.0.1:{inbox_port}/alerts")
     env["FINMON_STREAM__WEB_PORT"], env["FINMON_WEB__PORT"] = str(port), str(board_port)
     web = f"http://{settings.stream.web_host}:{port}"
-    urls = f"dashboard http://{settings.web.host}:{board_port}/dashboard  " if settings.web.enabled else ""
+    login = demo_login(settings, state, env) if settings.web.enabled else ""
+    urls = f"dashboard http://{settings.web.host}:{board_port}/dashboard{login}  " if settings.web.enabled else ""
     urls += f"metrics {web}/metrics  broker {url}"
     print(f"finmon demo: {urls}", flush=True)
     children = {"worker": start_child("worker", env, state)}

@@ -1,4 +1,4 @@
-"""Analyst feedback: export the corrections kept on the feedback topic as training data."""
+"""Analysts and their feedback: who may review on the dashboard, and the reviews as training data."""
 
 from __future__ import annotations
 
@@ -63,7 +63,62 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
     part.replace(path)
 
 
+def _tokens_file(args: argparse.Namespace, settings: Settings) -> Path:
+    path = args.file or settings.web.tokens_file
+    if path is None:
+        raise UsageError("no tokens file: pass --file PATH or set FINMON_WEB__TOKENS_FILE")
+    return Path(path)
+
+
+def add_analyst(args: argparse.Namespace, settings: Settings) -> int:
+    """Make an analyst's token, keep its hash in the tokens file, show the token once."""
+    from monitor.web.access import new_token, write_analyst
+
+    path = _tokens_file(args, settings)
+    token = new_token()
+    write_analyst(path, args.name, token)
+    print(f"analyst {args.name} added to {path}; their token (shown once, keep it in a password manager):")
+    print(token)
+    host, port = settings.web.host, settings.web.port
+    scheme = "https" if settings.web.tls or settings.web.behind_tls_proxy else "http"
+    print(f"sign in once at {scheme}://{host}:{port}/dashboard?token=<token> (the page keeps a cookie)")
+    return 0
+
+
+def remove_analyst(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.web.access import read_tokens_file, save_tokens
+
+    path = _tokens_file(args, settings)
+    hashes = read_tokens_file(path)
+    if hashes.pop(args.name, None) is None:
+        raise UsageError(f"no analyst {args.name!r} in {path}")
+    save_tokens(path, hashes)
+    print(f"analyst {args.name} removed from {path}: running dashboards refuse their token from now on")
+    return 0
+
+
+def list_analysts(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.web.access import read_tokens_file
+
+    for name in sorted(read_tokens_file(_tokens_file(args, settings))):
+        print(name)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser("analysts", help="who may review on the dashboard: tokens kept as hashes in a file")
+    who = a.add_subparsers(dest="action", required=True)
+    for name, handler, text in (
+        ("add", add_analyst, "make an analyst's token (or a new one) and print it once"),
+        ("remove", remove_analyst, "revoke an analyst's token"),
+        ("list", list_analysts, "the analysts in the file"),
+    ):
+        command = who.add_parser(name, help=text)
+        if name != "list":
+            command.add_argument("name", help="the analyst's name, as reviews will show it")
+        command.add_argument("--file", type=Path, help="the tokens file (default: FINMON_WEB__TOKENS_FILE)")
+        command.set_defaults(handler=handler)
+
     p = sub.add_parser("feedback", help="analyst feedback from the dashboard")
     actions = p.add_subparsers(dest="action", required=True)
     e = actions.add_parser("export", help="write the reviews on the feedback topic in the training format")

@@ -95,18 +95,47 @@ def dashboard(args: argparse.Namespace, settings: Settings) -> int:
     """The dashboard service: reads the topics outside any consumer group, serves the page and its API."""
     from aiohttp import web
 
-    from monitor.web.server import create_dashboard
+    from monitor.web.access import is_loopback
+    from monitor.web.server import AccessLog, create_dashboard
 
+    host = settings.web.host
+    if not is_loopback(host) and not settings.web.authenticated:
+        raise UsageError(
+            f"the dashboard serves {host} beyond loopback only with logins: set FINMON_WEB__TOKENS_FILE "
+            "(finmon analysts add NAME), FINMON_WEB__PROXY_USER_HEADER with FINMON_WEB__TRUSTED_PROXIES, "
+            "or FINMON_WEB__TOKEN"
+        )
+    ssl_context = tls_context(settings)
+    app = create_dashboard(settings)  # reads the tokens file: a broken one is named before anything starts
     require_broker(settings)
-    where = f"http://{settings.web.host}:{settings.web.port}"
+    where = f"{'https' if ssl_context else 'http'}://{host}:{settings.web.port}"
     print(f"finmon dashboard: {where}/dashboard (health {where}/health)", flush=True)
     try:
-        web.run_app(create_dashboard(settings), host=settings.web.host, port=settings.web.port, print=None)
+        web.run_app(
+            app, host=host, port=settings.web.port, print=None, ssl_context=ssl_context,
+            access_log_class=AccessLog, shutdown_timeout=5.0,
+        )  # fmt: skip
     except OSError as exc:
-        raise UsageError(
-            f"cannot serve on {settings.web.host}:{settings.web.port} ({exc.strerror}): set FINMON_WEB__PORT"
-        ) from exc
+        raise UsageError(f"cannot serve on {host}:{settings.web.port} ({exc.strerror}): set FINMON_WEB__PORT") from exc
     return 0
+
+
+def tls_context(settings: Settings) -> Any:
+    """The dashboard's HTTPS context, or None; a certificate that cannot be loaded is named in one line."""
+    import ssl
+
+    web = settings.web
+    if web.tls_certfile is None or web.tls_keyfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(web.tls_certfile, web.tls_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the dashboard's certificate {str(web.tls_certfile)!r} with key "
+            f"{str(web.tls_keyfile)!r}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
+    return context
 
 
 def alerts(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from streams.core.records import Trend
 
 SENTIMENTS = ("negative", "neutral", "positive")
+REVIEW_FIELDS = ("model_topic", "topic", "model_sentiment", "sentiment", "verdict", "analyst")
 FEED_FIELDS = ("id", "published_at", "title", "lang", "topic", "sentiment", "score", "tickers", "model_version")
 
 
@@ -32,18 +33,20 @@ class Board:
         feed_size: int = 300,
         feed_per_second: int = 10,
         max_tickers: int = 500,
+        max_reviews: int = 50_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.window = window
         self.history = history
         self.feed_per_second = feed_per_second
         self.max_tickers = max_tickers
+        self.max_reviews = max_reviews
         self.clock = clock
         self.feed: deque[dict[str, Any]] = deque(maxlen=feed_size)
         self.series: dict[tuple[str, str], OrderedDict[str, dict[str, Any]]] = {}
         self.alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.reviews: dict[str, dict[str, dict[str, int]]] = {"topic": {}, "sentiment": {}}
-        self.reviewed: dict[str, dict[str, Any]] = {}
+        self.reviewed: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.per_second: deque[list[float]] = deque(maxlen=120)
         self.scored_total = 0
         self.versions: dict[str, int] = {}
@@ -111,13 +114,17 @@ class Board:
             self.alerts.popitem(last=False)
 
     def add_feedback(self, record: dict[str, Any]) -> None:
-        """Agreement per model label: the latest review of a document replaces an earlier one."""
+        """Agreement per model label: the latest review of a document replaces an earlier one. The
+        latest ``max_reviews`` documents' reviews are kept; older ones still count, and are no longer
+        replaced by a later review of theirs."""
         doc_id = str(record.get("id"))
-        previous = self.reviewed.get(doc_id)
+        previous = self.reviewed.pop(doc_id, None)
         if previous:
             self._count(previous, -1)
         self._count(record, +1)
-        self.reviewed[doc_id] = dict(record)
+        self.reviewed[doc_id] = {name: record.get(name) for name in REVIEW_FIELDS}
+        while len(self.reviewed) > self.max_reviews:
+            self.reviewed.popitem(last=False)
 
     def _count(self, record: dict[str, Any], sign: int) -> None:
         for head in ("topic", "sentiment"):
@@ -155,6 +162,12 @@ class Board:
             if (topic is None or (a.get("scope"), a.get("key")) == ("topic", topic))
             and (ticker is None or (a.get("scope"), a.get("key")) == ("ticker", ticker))
         ]
+        shown = {item["id"] for item in feed} | {h.get("id") for a in alerts[:30] for h in a.get("headlines") or []}
+        reviews = {
+            doc: {"verdict": review.get("verdict"), "analyst": review.get("analyst")}
+            for doc in shown
+            if (review := self.reviewed.get(str(doc))) is not None
+        }
         return {
             "window": self.window,
             "model": {**self.model, "versions_seen": dict(self.versions)},
@@ -165,6 +178,7 @@ class Board:
             "tickers": self.busiest_tickers(),
             "feed": feed,
             "alerts": {"firing": [a for a in alerts if a.get("status") == "firing"], "recent": alerts[:30]},
+            "reviews": reviews,
             "agreement": {head: self._rates(rows) for head, rows in self.reviews.items()},
             "filters": {"topic": topic, "ticker": ticker, "sentiment": sentiment},
             "labels": {"topics": list(TOPIC_LABELS), "sentiments": list(SENTIMENT_LABELS)},

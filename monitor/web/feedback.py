@@ -70,8 +70,9 @@ class FeedbackRecord:
             raise FeedbackError(f"not a feedback record: {exc}") from None
 
 
-def feedback_record(payload: object, now: datetime | None = None) -> FeedbackRecord:
-    """Validate what the page sent; the analyst's labels, the model's labels, who and when."""
+def feedback_record(payload: object, now: datetime | None = None, analyst: str | None = None) -> FeedbackRecord:
+    """Validate what the page sent: the analyst's labels, the model's labels; who is the signed-in
+    analyst (whatever name the page sends), when is now."""
     if not isinstance(payload, dict):
         raise FeedbackError("expected a JSON object")
     model_topic = _label(payload, "model_topic", TOPIC_LABELS, required=False)
@@ -88,7 +89,7 @@ def feedback_record(payload: object, now: datetime | None = None) -> FeedbackRec
         model_version=_text(payload, "model_version", 200, required=False),
         topic=topic,
         sentiment=str(sentiment),
-        analyst=_text(payload, "analyst", 100, required=False),
+        analyst=analyst,
         at=(now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
         verdict="confirmed" if agreed else "corrected",
     )

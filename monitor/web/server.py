@@ -7,25 +7,28 @@ serve only /metrics and /health.
 /dashboard            the page (static HTML, CSS and JS committed beside this module; no build step)
 /api/snapshot         the board as JSON (filters: topic, ticker, sentiment)
 /api/events           the same, pushed as server-sent events every ``push_interval`` seconds
+/api/whoami           who the page is signed in as, and whether it may review
 /api/feedback (POST)  an analyst's review of a document, produced to the feedback topic
-With a token set, all of them answer 401 unless the request carries it (bearer header, the
-cookie the page sets, or ``?token=`` on the first visit). /health stays open.
+Reading needs a login (an analyst's token, the shared viewing token, or a trusted proxy's user
+header) unless none is configured, which ``finmon dashboard`` allows on loopback only. Reviews
+always need an analyst, a JSON body and a request from the dashboard's own origin. /health stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web as aioweb
+from aiohttp.abc import AbstractAccessLogger
 from aiokafka import AIOKafkaProducer
 
 from monitor.settings import Settings
+from monitor.web.access import COOKIE, Access, redact
 from monitor.web.board import Board
 from monitor.web.feedback import FeedbackError, feedback_record
 from monitor.web.tap import tap
@@ -34,26 +37,6 @@ from streams.cluster.topics import client_options
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
-COOKIE = "finmon_token"
-
-
-class Gate:
-    """The optional access token, compared in constant time."""
-
-    def __init__(self, token: str | None) -> None:
-        self.token = token
-
-    def presented(self, request: Any) -> str | None:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return str(header[7:])
-        return request.cookies.get(COOKIE) or request.query.get("token")
-
-    def allows(self, request: Any) -> bool:
-        if self.token is None:
-            return True
-        given = self.presented(request) or ""
-        return hmac.compare_digest(given.encode(), self.token.encode())
 
 
 def filters(request: aioweb.Request) -> dict[str, str | None]:
@@ -61,7 +44,20 @@ def filters(request: aioweb.Request) -> dict[str, str | None]:
 
 
 def unauthorized() -> aioweb.Response:
-    return aioweb.json_response({"error": "unauthorized: this finmon needs its access token"}, status=401)
+    return aioweb.json_response({"error": "unauthorized: sign in with your analyst token"}, status=401)
+
+
+def refused(status: int, reason: str) -> aioweb.Response:
+    return aioweb.json_response({"error": reason}, status=status)
+
+
+class AccessLog(AbstractAccessLogger):
+    """aiohttp's access log, with any ``?token=`` replaced: a login link never lands in a log."""
+
+    def log(self, request: aioweb.BaseRequest, response: aioweb.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3fs', request.remote, request.method, redact(request.path_qs), response.status, time
+        )
 
 
 class Dashboard:
@@ -72,25 +68,28 @@ class Dashboard:
         self.settings, self.web = settings, web
         self.board = Board(
             f"{settings.windows.tumbling_seconds}s", web.history_windows, feed_per_second=web.feed_per_second,
-            max_tickers=web.max_tickers,
+            max_tickers=web.max_tickers, max_reviews=web.max_reviews,
         )  # fmt: skip
-        self.gate = Gate(web.token.get_secret_value() if web.token else None)
+        self.access = Access(web)
         self.assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
         self.page_html = (STATIC / "index.html").read_bytes()
         self.stopping = asyncio.Event()
         self.producer: AIOKafkaProducer | None = None
 
     async def page(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        if not self.gate.allows(request):
-            return aioweb.Response(text="401: this finmon dashboard needs its access token (?token=...)\n", status=401)
+        who = self.access.identify(request)
+        if who is None:
+            return aioweb.Response(text="401: sign in to this dashboard with your token (?token=...)\n", status=401)
         response = aioweb.Response(body=self.page_html, content_type="text/html", charset="utf-8")
-        if self.gate.token is not None and request.query.get("token"):
-            response.set_cookie(COOKIE, self.gate.token, httponly=True, samesite="Strict", path="/")
+        token = request.query.get("token")
+        if token and who.via in ("token", "viewer"):
+            secure = request.secure or self.web.behind_tls_proxy
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=secure)
         return response
 
     async def asset(self, request: aioweb.Request) -> aioweb.StreamResponse:
         name = request.match_info["asset"]
-        if not self.gate.allows(request):
+        if self.access.identify(request) is None:
             return unauthorized()
         if name not in self.assets:
             return aioweb.json_response({"error": "not found"}, status=404)
@@ -103,12 +102,12 @@ class Dashboard:
         return aioweb.json_response({"status": "ready", "scored_seen": self.board.scored_total})
 
     async def snapshot(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        if not self.gate.allows(request):
+        if self.access.identify(request) is None:
             return unauthorized()
         return aioweb.json_response(self.board.snapshot(**filters(request)))
 
     async def events(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        if not self.gate.allows(request):
+        if self.access.identify(request) is None:
             return unauthorized()
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         response = aioweb.StreamResponse(headers=headers)
@@ -124,11 +123,38 @@ class Dashboard:
             pass  # the page went away
         return response
 
-    async def feedback(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        if not self.gate.allows(request):
+    async def whoami(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        who = self.access.identify(request)
+        if who is None:
             return unauthorized()
+        return aioweb.json_response({"analyst": who.analyst, "via": who.via, "can_review": who.analyst is not None})
+
+    def cross_site(self, request: aioweb.Request) -> str | None:
+        """Why a write does not come from the dashboard's own page, or None when it does (or from no browser)."""
+        site = request.headers.get("Sec-Fetch-Site")
+        if site not in (None, "same-origin", "none"):
+            return f"refused: a {site} request may not write reviews"
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None  # not a browser's cross-origin request (browsers send Origin on every POST)
+        own = {f"{request.scheme}://{request.host}".lower(), *self.web.origins}
+        if self.web.behind_tls_proxy:
+            own.add(f"https://{request.host}".lower())
+        return None if origin.lower() in own else f"refused: origin {origin} is not this dashboard's"
+
+    async def feedback(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        who = self.access.identify(request)
+        if who is None:
+            return unauthorized()
+        reason = self.cross_site(request)
+        if reason:
+            return refused(403, reason)
+        if who.analyst is None:
+            return refused(403, "reviews need an analyst: sign in with your own token (finmon analysts add NAME)")
+        if request.content_type != "application/json":
+            return refused(415, "reviews are JSON: Content-Type: application/json")
         try:
-            record = feedback_record(await request.json())
+            record = feedback_record(await request.json(), analyst=who.analyst)
         except (FeedbackError, ValueError) as exc:
             return aioweb.json_response({"error": str(exc)}, status=400)
         assert self.producer is not None
@@ -159,6 +185,7 @@ def create_dashboard(settings: Settings) -> aioweb.Application:
     app.router.add_get("/health", dashboard.health)
     app.router.add_get("/api/snapshot", dashboard.snapshot)
     app.router.add_get("/api/events", dashboard.events)
+    app.router.add_get("/api/whoami", dashboard.whoami)
     app.router.add_post("/api/feedback", dashboard.feedback)
     app.cleanup_ctx.append(dashboard.run)
     app["dashboard"] = dashboard

@@ -2,6 +2,7 @@
 
 Scored news is read from the end (the feed is live), trends and alerts from a little before the
 end (the charts have history at once), feedback from the start (agreement is over all reviews).
+After a broker error the feed reconnects where it was: nothing is read twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ LOOK_EVERY = 2.0  # seconds between looks for wanted topics that did not exist y
 async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: asyncio.Event) -> None:
     """Read until ``stop`` is set; reconnects after broker errors instead of giving up, and picks up
     wanted topics that appear after it started (an operator's, or those of a worker that starts later)."""
+    resume: dict[TopicPartition, int] = {}  # where each partition goes on after a reconnect
     while not stop.is_set():
         consumer = AIOKafkaConsumer(  # read_committed: nothing of an aborted transaction is shown
             **client_options(kafka),  # type: ignore[arg-type]
@@ -43,7 +45,7 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
             wanted, looked = set(_backlogs(topics)), -LOOK_EVERY
             while not stop.is_set():
                 if {tp.topic for tp in assigned} != wanted and time.monotonic() - looked > LOOK_EVERY:
-                    assigned, looked = await _assign(consumer, admin, topics, assigned), time.monotonic()
+                    assigned, looked = await _assign(consumer, admin, topics, assigned, resume), time.monotonic()
                 if not assigned:  # a consumer with nothing assigned would wait for ever
                     await asyncio.sleep(LOOK_EVERY)
                     continue
@@ -51,6 +53,8 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
                 for tp, records in batches.items():
                     for record in records:
                         _route(board, topics, tp.topic, record.value)
+                    if records:
+                        resume[tp] = records[-1].offset + 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the broker may be away; the page keeps its last state
@@ -67,9 +71,14 @@ def _backlogs(topics: TopicSettings) -> dict[str, int | None]:
 
 
 async def _assign(
-    consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient, topics: TopicSettings, assigned: set[TopicPartition]
+    consumer: AIOKafkaConsumer,
+    admin: AIOKafkaAdminClient,
+    topics: TopicSettings,
+    assigned: set[TopicPartition],
+    resume: dict[TopicPartition, int],
 ) -> set[TopicPartition]:
-    """Add the partitions of wanted topics that exist now; those already read keep their positions.
+    """Add the partitions of wanted topics that exist now; those already read keep their positions,
+    those read before a reconnect go on from ``resume`` (recorded there once placed).
 
     Partitions come from the cluster's metadata (the admin client): a consumer that tracks no topic
     knows none. Only listed topics are described, so that looking never creates one."""
@@ -93,12 +102,15 @@ async def _assign(
     high = await consumer.end_offsets(new)
     for tp in new:
         backlog = wanted[tp.topic]
-        if backlog is None:
+        if tp in resume:
+            consumer.seek(tp, max(low[tp], min(resume[tp], high[tp])))
+        elif backlog is None:
             consumer.seek(tp, high[tp])
         elif backlog < 0:
             consumer.seek(tp, low[tp])
         else:
             consumer.seek(tp, max(low[tp], high[tp] - backlog))
+        resume.setdefault(tp, await consumer.position(tp))
     return assigned | set(new)
 
 

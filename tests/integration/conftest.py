@@ -90,11 +90,11 @@ class Pipeline:
             start_new_session=True,
         )
 
-    def start_dashboard(self) -> subprocess.Popen[bytes]:
+    def start_dashboard(self, verbose: bool = False) -> subprocess.Popen[bytes]:
         """``finmon dashboard`` on ``dashboard_port``, ready once its /health answers."""
         log = (self.folder / "dashboard.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "dashboard"],
+            [sys.executable, "-m", "monitor.cli", *(["-v"] if verbose else []), "dashboard"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,8 +21,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.conftest import REPO
-from tests.integration.conftest import Pipeline, good_documents, make_alert, stop
+from tests.integration.conftest import Pipeline, good_documents, make_alert, stop, wait_for
 from tests.tiny_model import build_tiny_model
+from tests.tls import make_authority, make_certificate
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the [dev] extra")
 pytestmark = pytest.mark.integration
@@ -81,16 +85,29 @@ def http_status(url: str, data: bytes | None = None, headers: dict[str, str] | N
         return int(exc.code)
 
 
+def add_analyst(pipeline: Pipeline, name: str) -> str:
+    """``finmon analysts add NAME`` into the pipeline's tokens file; the token it shows once."""
+    path = pipeline.folder / "analysts"
+    pipeline.extra_env["FINMON_WEB__TOKENS_FILE"] = str(path)
+    command = [sys.executable, "-m", "monitor.cli", "analysts", "add", name, "--file", str(path)]
+    made = subprocess.run(command, env=pipeline.env(), capture_output=True, text=True, timeout=60, check=True)
+    token = made.stdout.splitlines()[1]
+    assert token not in path.read_text()
+    return token
+
+
 @contextmanager
-def live_page(pipeline: Pipeline, browser: Any) -> Iterator[Any]:
-    """A worker, the dashboard service, and a page of it that is live; all stopped afterwards."""
+def live_page(pipeline: Pipeline, browser: Any, token: str | None = None) -> Iterator[Any]:
+    """A worker, the dashboard service, and a page of it that is live (signed in with ``token``); all
+    stopped afterwards."""
     worker = pipeline.start_worker()
     dashboard = None
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     try:
         pipeline.wait_ready(worker)
         dashboard = pipeline.start_dashboard()
-        page.goto(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard")
+        login = f"?token={token}" if token else ""
+        page.goto(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard{login}")
         page.wait_for_selector("#status[data-state='live']", timeout=30_000)
         yield page
     finally:
@@ -102,7 +119,8 @@ def live_page(pipeline: Pipeline, browser: Any) -> Iterator[Any]:
 
 def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipeline, browser: Any) -> None:
     pipeline.extra_env.update({"FINMON_WEB__FEED_PER_SECOND": "200", "FINMON_WEB__PUSH_INTERVAL": "0.5"})
-    with live_page(pipeline, browser) as page:
+    token = add_analyst(pipeline, "dana")
+    with live_page(pipeline, browser, token) as page:
         base = f"http://127.0.0.1:{pipeline.dashboard_port}"
         assert http_status(f"http://127.0.0.1:{pipeline.web_port}/dashboard") == 404  # workers serve no page
         assert http_status(f"{base}/favicon.ico") == 200
@@ -161,14 +179,14 @@ def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipe
         page.click("#f-clear")
         page.wait_for_function("document.querySelectorAll('.card').length >= 4", timeout=15_000)
 
-        page.fill("#analyst", "dana")
-        page.dispatch_event("#analyst", "change")
+        assert page.locator("#who").inner_text() == "analyst dana"  # named by the login, not by a text box
         target = page.locator("#feed li[data-id='doc-500']")
         target.locator("button.correct").click()
         target.locator("select[name=sentiment]").select_option("negative")
         target.locator("select[name=topic]").select_option("Earnings")
         target.locator("button[type=submit]").click()
         page.wait_for_selector("#feed li[data-id='doc-500'] .reviewed", timeout=15_000)
+        assert page.locator("#feed li[data-id='doc-500'] .reviewed").inner_text() == "corrected · dana"
         page.locator("#feed li", has_text="good fed").first.locator("button.confirm").click()
         under_ticker = page.locator(".alert", has_text="ticker ACME")
         under_ticker.locator("li button.confirm").click()  # a headline under a ticker alert: no model topic
@@ -185,42 +203,175 @@ def test_the_dashboard_updates_live_filters_and_takes_corrections(pipeline: Pipe
         assert (correction["model_topic"], correction["topic"]) == ("Dividend", "Earnings")
         assert correction["text"] == "good dividend w9 arrives later" and correction["model_version"] == "tiny-1"
         assert any(r["verdict"] == "confirmed" for r in reviews)
-        assert http_status(f"{base}/api/feedback", b'{"id": "x"}', {"Content-Type": "application/json"}) == 400
+        signed = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        assert http_status(f"{base}/api/feedback", b'{"id": "x"}', signed) == 400
 
 
-def test_the_token_protects_the_page_and_the_api(pipeline: Pipeline, browser: Any) -> None:
-    pipeline.extra_env["FINMON_WEB__TOKEN"] = "desk-s3cret-token"
-    worker = pipeline.start_worker()
-    dashboard = None
-    context = browser.new_context()
+def answer(url: str, data: bytes | None = None, headers: dict[str, str] | None = None, **kw: Any) -> tuple[int, Any]:
+    """Status and headers of a request (``kw`` to urlopen, e.g. an SSL context), with the JSON body if any."""
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
-        pipeline.wait_ready(worker)
-        dashboard = pipeline.start_dashboard()
-        base = f"http://127.0.0.1:{pipeline.dashboard_port}"
-        assert http_status(f"{base}/dashboard") == 401
-        assert http_status(f"{base}/dashboard/app.js") == 401
-        assert http_status(f"{base}/api/snapshot") == 401
-        assert http_status(f"{base}/api/events") == 401
-        assert http_status(f"{base}/api/feedback", b"{}", {"Content-Type": "application/json"}) == 401
-        assert http_status(f"{base}/api/snapshot?token=wrong") == 401
-        assert http_status(f"{base}/api/snapshot", headers={"Authorization": "Bearer desk-s3cret-token"}) == 200
-        assert http_status(f"{base}/health") == 200
-        assert "desk-s3cret-token" not in pipeline.metrics()
+        with urllib.request.urlopen(request, timeout=5, **kw) as response:
+            return int(response.status), response.headers
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read() or b"null") if "json" in exc.headers.get(
+            "Content-Type", ""
+        ) else None
 
-        page = context.new_page()
-        assert page.goto(f"{base}/dashboard").status == 401
-        assert page.goto(f"{base}/dashboard?token=desk-s3cret-token").status == 200
+
+def review_of(doc_id: str, analyst: str = "mallory") -> bytes:
+    """A review as the page sends it; the ``analyst`` field is the page's word only."""
+    fields = {"id": doc_id, "text": "t", "model_topic": "Macro", "model_sentiment": "neutral", "topic": "Macro"}
+    return json.dumps({**fields, "sentiment": "negative", "analyst": analyst}).encode()
+
+
+def scored_news(count: int) -> list[tuple[bytes, bytes]]:
+    """Scored records as the workers write them, straight to the scored topic: the page needs no worker."""
+    now = datetime.now(UTC).isoformat()
+    fields = {"topic": "Macro", "sentiment": "neutral", "score": 0.1, "tickers": [], "model_version": "tiny-1"}
+    return [
+        (f"s{i}".encode(), json.dumps({"id": f"s{i}", "published_at": now, "title": f"fed w{i}", **fields}).encode())
+        for i in range(count)
+    ]
+
+
+def show_scored_news(pipeline: Pipeline, page: Any, doc_id: str) -> None:
+    """Write scored news until ``doc_id`` is in the page's feed: the dashboard reads the scored topic
+    from its end, from the moment it has found the topic's partitions."""
+    for _ in range(12):
+        in_thread(produce_to, pipeline.url, pipeline.topics["scored"], scored_news(5))
+        try:
+            page.wait_for_selector(f"#feed li[data-id='{doc_id}'] button.confirm", timeout=5_000)
+            return
+        except playwright_api.TimeoutError:
+            continue
+    raise AssertionError(f"{doc_id} never reached the page")
+
+
+def test_reading_needs_a_login_and_reviews_need_an_analyst_on_the_page_itself(pipeline: Pipeline, browser: Any) -> None:
+    dana = add_analyst(pipeline, "dana")
+    pipeline.extra_env.update({"FINMON_WEB__TOKEN": "desk-viewing-token", "FINMON_WEB__PUSH_INTERVAL": "0.5"})
+    dashboard = pipeline.start_dashboard(verbose=True)
+    viewer, analyst = browser.new_context(), browser.new_context()
+    base = f"http://127.0.0.1:{pipeline.dashboard_port}"
+    as_viewer = {"Authorization": "Bearer desk-viewing-token"}
+    as_dana = {"Authorization": f"Bearer {dana}", "Content-Type": "application/json"}
+    try:
+        for path in ("/dashboard", "/dashboard/app.js", "/api/snapshot", "/api/events", "/api/whoami"):
+            assert http_status(f"{base}{path}") == 401, path
+        assert http_status(f"{base}/api/snapshot?token=wrong") == 401
+        assert http_status(f"{base}/api/snapshot", headers=as_viewer) == 200
+        assert http_status(f"{base}/api/snapshot", headers=as_dana) == 200
+        assert http_status(f"{base}/health") == 200
+
+        feedback = f"{base}/api/feedback"
+        assert answer(feedback, review_of("d1"), {"Content-Type": "application/json"})[0] == 401
+        status, body = answer(feedback, review_of("d1"), {**as_viewer, "Content-Type": "application/json"})
+        assert status == 403 and body["error"].startswith("reviews need an analyst")
+        assert answer(feedback, review_of("d1"), {**as_dana, "Content-Type": "text/plain"})[0] == 415
+        status, body = answer(feedback, review_of("d1"), {**as_dana, "Origin": "http://evil.example"})
+        assert status == 403 and "origin http://evil.example is not this dashboard's" in body["error"]
+        assert answer(feedback, review_of("d1"), {**as_dana, "Sec-Fetch-Site": "cross-site"})[0] == 403
+        assert answer(feedback, review_of("d1"), {**as_dana, "Origin": base})[0] == 202
+
+        page = viewer.new_page()
+        assert page.goto(f"{base}/dashboard?token=desk-viewing-token").status == 200
         page.wait_for_selector("#status[data-state='live']", timeout=30_000)  # the event stream got the cookie
         assert "token" not in page.url  # kept out of the address bar, history and bookmarks
-        in_thread(pipeline.produce, news(good_documents(10)))
-        page.wait_for_selector("#feed li", timeout=60_000)
+        assert page.locator("#who").inner_text().startswith("read only")
+        show_scored_news(pipeline, page, "s3")
+        page.locator("#feed li[data-id='s3'] button.confirm").click()
+        refusal = page.locator("#feed li[data-id='s3'] .actions .error")
+        refusal.wait_for(timeout=15_000)
+        assert refusal.inner_text() == (
+            "not saved: reviews need an analyst: sign in with your own token (finmon analysts add NAME)"
+        )
+
+        signed = analyst.new_page()
+        signed.goto(f"{base}/dashboard?token={dana}")
+        signed.wait_for_selector("#feed li[data-id='s3'] button.confirm", timeout=60_000)
+        signed.locator("#feed li[data-id='s3'] button.confirm").click()
+        signed.wait_for_selector("#feed li[data-id='s3'] .reviewed", timeout=15_000)
+        assert signed.locator("#feed li[data-id='s3'] .reviewed").inner_text() == "confirmed · dana"
+        # everybody's page names who reviewed what
+        page.wait_for_selector("#feed li[data-id='s3'] .reviewed", timeout=15_000)
+        assert page.locator("#feed li[data-id='s3'] .reviewed").inner_text() == "confirmed · dana"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-read-only.png"), full_page=False)
+        reviews = in_thread(pipeline.consume, "feedback", lambda r: len(r) >= 2, timeout=30)
     finally:
-        context.close()
-        stop(worker)
-        if dashboard is not None:
+        viewer.close()
+        analyst.close()
+        stop(dashboard)
+    assert sorted((r["id"], r["analyst"]) for r in reviews) == [("d1", "dana"), ("s3", "dana")]
+    log = (pipeline.folder / "dashboard.log").read_text()
+    assert '"GET /dashboard?token=***" 200' in log, log[-3000:]
+    for secret in ("desk-viewing-token", dana):
+        assert secret not in log
+
+
+def finmon_dashboard(pipeline: Pipeline, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "monitor.cli", "dashboard"]
+    return subprocess.run(command, env={**pipeline.env(), **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_beyond_loopback_only_with_logins_and_the_cookie_is_secure_over_tls(pipeline: Pipeline, tmp_path: Path) -> None:
+    refused = finmon_dashboard(pipeline, FINMON_WEB__HOST="0.0.0.0")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "serves 0.0.0.0 beyond loopback only with logins: set FINMON_WEB__TOKENS_FILE" in refused.stderr
+    missing = finmon_dashboard(pipeline, FINMON_WEB__HOST="0.0.0.0", FINMON_WEB__TOKENS_FILE=str(tmp_path / "none"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "cannot read the analysts' tokens file" in missing.stderr
+
+    dana = add_analyst(pipeline, "dana")
+    authority = make_authority(tmp_path / "ca")
+    bundle = make_certificate(authority, tmp_path / "certs", "dashboard", ["127.0.0.1"])
+    pipeline.extra_env.update({"FINMON_WEB__TLS_CERTFILE": str(bundle), "FINMON_WEB__TLS_KEYFILE": str(bundle)})
+    log = (pipeline.folder / "dashboard.log").open("ab")
+    command = [sys.executable, "-m", "monitor.cli", "dashboard"]
+    served = subprocess.Popen(command, env=pipeline.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    trusted = ssl.create_default_context(cafile=str(authority.cert))
+    base = f"https://127.0.0.1:{pipeline.dashboard_port}"
+    try:
+
+        def healthy() -> bool:
+            assert served.poll() is None, (pipeline.folder / "dashboard.log").read_text()
+            try:
+                return answer(f"{base}/health", context=trusted)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, "the dashboard answered over HTTPS", 60)
+        status, headers = answer(f"{base}/dashboard?token={dana}", context=trusted)
+        cookie = headers["Set-Cookie"]
+        assert status == 200 and "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        stop(served)
+    for name in ("FINMON_WEB__TLS_CERTFILE", "FINMON_WEB__TLS_KEYFILE"):
+        del pipeline.extra_env[name]
+
+    pipeline.extra_env["FINMON_WEB__BEHIND_TLS_PROXY"] = "true"  # plain HTTP to the proxy, HTTPS to the analyst
+    dashboard = pipeline.start_dashboard()
+    try:
+        status, headers = answer(f"http://127.0.0.1:{pipeline.dashboard_port}/dashboard?token={dana}")
+        assert status == 200 and "Secure" in headers["Set-Cookie"]
+    finally:
+        stop(dashboard)
+
+
+def test_a_trusted_proxy_names_the_analyst_and_nobody_else_can(pipeline: Pipeline) -> None:
+    pipeline.extra_env["FINMON_WEB__PROXY_USER_HEADER"] = "X-Forwarded-User"
+    review = f"http://127.0.0.1:{pipeline.dashboard_port}/api/feedback"
+    by_kim = {"X-Forwarded-User": "kim", "Content-Type": "application/json"}
+    for proxies, expected in (('["127.0.0.1/32"]', 202), ('["10.9.0.0/16"]', 401)):
+        pipeline.extra_env["FINMON_WEB__TRUSTED_PROXIES"] = proxies
+        dashboard = pipeline.start_dashboard()
+        try:
+            assert answer(review, review_of(f"p{expected}"), by_kim)[0] == expected, proxies
+        finally:
             stop(dashboard)
-    for log in ("worker.log", "dashboard.log"):
-        assert "desk-s3cret-token" not in (pipeline.folder / log).read_text()
+    reviews = in_thread(pipeline.consume, "feedback", lambda r: len(r) >= 1, timeout=30)
+    assert [(r["id"], r["analyst"]) for r in reviews] == [("p202", "kim")]
 
 
 def test_chinese_headlines_render_in_a_cjk_font(pipeline: Pipeline, browser: Any, tmp_path: Path) -> None:

@@ -8,12 +8,21 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Pipeline, encode, expected_windows, good_documents, stop, windows_match
+from tests.integration.conftest import (
+    Pipeline,
+    encode,
+    expected_windows,
+    good_documents,
+    stop,
+    wait_for,
+    windows_match,
+)
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
@@ -113,16 +122,25 @@ def test_demo_starts_scores_shows_windows_and_stops_cleanly(tiny_model: Path, tm
         "FINMON_WINDOWS__EMIT_INTERVAL": "1",
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
     }
-    result = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "demo", "--duration", "30", "--rate", "20"],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+    assert demo.stdout is not None
+    first = demo.stdout.readline()
+    link = re.search(r"dashboard (http://\S+/dashboard\?token=(\S+))", first)
+    assert link, first
+    base = link.group(1).split("/dashboard")[0]
+    signed_in = urllib.request.Request(f"{base}/api/whoami", headers={"Authorization": f"Bearer {link.group(2)}"})
+    wait_for(lambda: reachable(signed_in), "the demo's dashboard answered its own link", 60)
+    with urllib.request.urlopen(signed_in, timeout=5) as page:
+        assert json.loads(page.read())["can_review"] is True  # the link signs in an analyst: reviews work
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 0, err[-3000:]
+    out = first + out
     scored = [int(n) for n in re.findall(r"scored (\d+)", out)]
     assert scored and max(scored) > 50
     assert re.search(r"^\s+\S.*\d+\s+\d+\s+\d+\s+\d+%", out, re.MULTILINE), out[-2000:]
@@ -131,6 +149,14 @@ def test_demo_starts_scores_shows_windows_and_stops_cleanly(tiny_model: Path, tm
     assert len(pids) == 3
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} left behind"
+
+
+def reachable(request: urllib.request.Request) -> bool:
+    try:
+        with urllib.request.urlopen(request, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def demo_env(model: Path, tmp_path: Path, port: int) -> dict[str, str]:

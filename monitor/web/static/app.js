@@ -106,6 +106,7 @@
   }
 
   function render(snap) {
+    for (const [id, review] of Object.entries(snap.reviews || {})) state.reviewed.set(id, review);
     state.labels = snap.labels || state.labels;
     renderHeader(snap);
     renderFilters(snap);
@@ -255,9 +256,11 @@
 
   function reviewButtons(doc, container) {
     const box = el("span", "actions");
-    const verdict = state.reviewed.get(doc.id);
-    if (verdict) {
-      box.appendChild(el("span", "reviewed", verdict));
+    const review = state.reviewed.get(doc.id);
+    if (review) {
+      const mark = el("span", "reviewed", review.verdict);
+      if (review.analyst) mark.appendChild(el("span", "by", ` · ${review.analyst}`));
+      box.appendChild(mark);
       return box;
     }
     const error = el("span", "error");
@@ -317,7 +320,6 @@
       model_version: doc.model_version,
       topic,
       sentiment,
-      analyst: $("analyst").value || null,
     };
     try {
       const response = await fetch("/api/feedback", {
@@ -325,9 +327,9 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
       });
-      const answer = await response.json();
-      if (!response.ok) throw new Error(answer.error || response.statusText);
-      state.reviewed.set(doc.id, answer.verdict);
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(answer.error || `${response.status} ${response.statusText}`);
+      state.reviewed.set(doc.id, { verdict: answer.verdict, analyst: answer.analyst });
       if (state.last && state.editing === null) render(state.last);
       return true;
     } catch (exc) {
@@ -348,8 +350,14 @@
   $("f-clear").addEventListener("click", () => {
     for (const name of Object.keys(state.filters)) setFilter(name, "");
   });
-  const saved = window.localStorage.getItem("finmon-analyst");
-  if (saved) $("analyst").value = saved;
-  $("analyst").addEventListener("change", (e) => window.localStorage.setItem("finmon-analyst", e.target.value));
+  // who the reviews are signed with: the server says, from the login; the page cannot choose
+  fetch("/api/whoami")
+    .then((r) => (r.ok ? r.json() : null))
+    .then((who) => {
+      const box = $("who");
+      box.dataset.canReview = String(Boolean(who && who.can_review));
+      box.textContent = who && who.analyst ? `analyst ${who.analyst}` : "read only: sign in with your analyst token to review";
+    })
+    .catch(() => {});
   connect();
 })();

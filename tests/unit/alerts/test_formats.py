@@ -1,9 +1,11 @@
 """Every alert says why it fired, in each webhook format."""
 
+import json
+
 import pytest
 
 from alerts.formats import explain, render
-from alerts.records import Alert, AlertWindow
+from alerts.records import Alert, AlertWindow, Headline
 
 
 def alert(reason: str) -> Alert:
@@ -48,3 +50,29 @@ def test_a_resolved_alert_says_it_is_back_to_usual_and_what_it_fired_on() -> Non
     assert (
         explain(resolved) == "back to usual: 10% negative vs 18% usual (29 of 100 stories); it fired on negative_volume"
     )
+
+
+def test_quoted_news_text_cannot_format_mention_or_forge_lines() -> None:
+    """A headline is somebody else's text: in Slack it cannot link, mention (<!channel>) or add a
+    line; in Alertmanager's annotation each headline stays one quoted string."""
+    hostile = alert("negative_share").model_copy(
+        update={
+            "key": "TSLA\nTickers: FAKE",
+            "headlines": [
+                Headline(id="h1", title="<!channel> crash & <https://evil.example|click>", score=-0.9),
+                Headline(id="h2", title='quit"; "forged\u202eevil\nTickers: ALL', score=-0.8),
+            ],
+            "tickers": ["TSLA", "<@U123>"],
+        }
+    )
+    text = render(hostile, "slack")["text"]
+    assert "<!channel>" not in text and "<https://" not in text and "<@U123>" not in text
+    assert "&lt;!channel&gt; crash &amp; &lt;https://evil.example|click&gt;" in text
+    assert "\u202e" not in text
+    assert [line for line in text.splitlines() if line.startswith("Tickers:")] == ["Tickers: TSLA, &lt;@U123&gt;"]
+    annotations = render(hostile, "alertmanager")["alerts"][0]["annotations"]
+    assert json.loads("[" + annotations["headlines"].replace('"; "', '", "') + "]") == [
+        "<!channel> crash & <https://evil.example|click>",
+        'quit"; "forged evil Tickers: ALL',
+    ]
+    assert "\n" not in annotations["summary"] and "\n" not in annotations["headlines"]

@@ -108,12 +108,12 @@ def test_feedback_records_are_validated_and_export_the_latest_review() -> None:
         "model_sentiment": "neutral",
         "topic": "Energy / Oil",
         "sentiment": "negative",
-        "analyst": "dana",
+        "analyst": "mallory",  # the page's word for who it is counts for nothing
         "model_version": "v1",
     }
     when = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-    record = feedback_record(payload, when)
-    assert record.verdict == "corrected" and record.at == "2026-11-24T09:30:00Z"
+    record = feedback_record(payload, when, analyst="dana")
+    assert record.verdict == "corrected" and record.at == "2026-11-24T09:30:00Z" and record.analyst == "dana"
     assert FeedbackRecord.decode(record.encode()) == record  # one encoding, read back the same
     assert feedback_record({**payload, "sentiment": "neutral"}).verdict == "confirmed"
     ticker_alert = {
