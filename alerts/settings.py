@@ -110,6 +110,15 @@ class AlertSettings(_overrides()):  # type: ignore[misc]
     max_attempts: int = Field(6, ge=1, description="Delivery attempts before an alert goes to alerts.dlq.")
     base_delay: float = Field(0.5, gt=0, description="First retry delay (seconds), doubled each attempt.")
     max_delay: float = Field(60.0, gt=0)
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Requests in flight per target (alerts of one key still go one after another)."
+    )
+    max_pending: int = Field(
+        1000, ge=1, description="Alerts read and not yet delivered or dead-lettered, per target, before reading waits."
+    )
+    replay_seconds: int = Field(
+        3600, ge=0, description="A target delivered to for the first time gets the alerts of this many seconds back."
+    )
 
     def detector(self) -> DetectorSettings:
         overrides = {

@@ -8,6 +8,7 @@ the alerts dead-letter topic: nothing is dropped here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -88,8 +89,10 @@ async def deliver(
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
+    slots: asyncio.Semaphore | None = None,
 ) -> Delivery:
-    """Send ``alert`` to ``target`` until it is delivered, permanently refused, or out of attempts."""
+    """Send ``alert`` to ``target`` until it is delivered, permanently refused, or out of attempts.
+    ``slots`` bounds the requests in flight to the target; a retry waits for its turn without one."""
     rng = rng or random.Random()
     body = json.dumps(render(alert, target.format, target.name or "finmon")).encode()
     secret = target.secret.get_secret_value() if target.secret else None
@@ -104,7 +107,10 @@ async def deliver(
         wait = None
         try:
             timeout = aiohttp.ClientTimeout(total=target.timeout)
-            async with session.post(target.url, data=body, headers=headers, timeout=timeout) as response:
+            async with (
+                slots or contextlib.nullcontext(),
+                session.post(target.url, data=body, headers=headers, timeout=timeout) as response,
+            ):
                 result.status = response.status
                 if 200 <= response.status < 300:
                     result.outcome = "delivered"

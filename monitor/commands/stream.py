@@ -153,7 +153,7 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     prepare_topics(settings)
     metrics = WorkerMetrics(CollectorRegistry())
     app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
-    create_delivery_app(app, settings.topics, settings.alerts, metrics)
+    create_delivery_app(app, settings.kafka, settings.stream, settings.topics, settings.alerts, metrics)
     names = ", ".join(t.label for t in settings.alerts.targets)
     print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
     run_app(app, args.verbose)

@@ -1,23 +1,20 @@
-"""Faust wiring of alerting: closed windows -> spike detector -> alerts -> webhooks (or alerts.dlq)."""
+"""Alerting in the worker: closed windows -> spike detector -> alerts (a faust agent); alerts ->
+webhooks or alerts.dlq (a lane per target, streams.worker.delivery)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import aiohttp
 import faust
 
-from alerts.records import Alert, AlertDeadLetter, DeliveryFailure, WindowStats
+from alerts.records import WindowStats
 from alerts.settings import AlertSettings
 from alerts.spike import SpikeDetector
-from alerts.webhook import RetryPolicy, deliver
 from streams.core.records import DeadLetter, Trend
 from streams.core.scoring import dead_letter_bytes
-from streams.core.windows import SEP
-from streams.settings import TopicSettings
+from streams.settings import KafkaSettings, StreamSettings, TopicSettings
+from streams.worker.delivery import delivery_service
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.stage import send_all
 
@@ -83,49 +80,30 @@ def add_detection(
     return detector
 
 
-def add_delivery(app: faust.App, topics: TopicSettings, settings: AlertSettings, metrics: WorkerMetrics) -> None:
-    """Deliver each alert to every target; the offset commits only after all delivered or dead-lettered."""
-    alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
-    dead = app.topic(topics.alerts_dlq, key_serializer="raw", value_serializer="raw")
-    policy = RetryPolicy(settings.max_attempts, settings.base_delay, settings.max_delay)
-    receivers = settings.targets
-    metrics.delivery_targets([t.label for t in receivers])
-    rng = random.Random()
-
-    async def deliver_all(alert: Alert, session: aiohttp.ClientSession) -> list[DeliveryFailure]:
-        results = await asyncio.gather(*(deliver(alert, t, session, policy, rng) for t in receivers))
-        for target, result in zip(receivers, results, strict=True):
-            metrics.deliveries.labels(target=target.label, outcome=result.outcome).inc()
-            metrics.delivery_seconds.observe(result.seconds)
-            metrics.delivery_retries.labels(target=target.label).inc(len(result.retries))
-        return [
-            DeliveryFailure(target=t.label, outcome=r.outcome, detail=r.detail, attempts=r.attempts)
-            for t, r in zip(receivers, results, strict=True)
-            if r.outcome != "delivered"
-        ]
-
-    @app.agent(alerts)
-    async def deliver_alerts(records: faust.StreamT) -> None:
-        letters = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw")
-        async with aiohttp.ClientSession() as session:
-            async for event in records.events():
-                alert = await decoded(Alert.decode, event, letters, metrics)
-                if alert is None:
-                    continue
-                failures = await deliver_all(alert, session)
-                if failures:
-                    letter = AlertDeadLetter(alert=alert, failures=tuple(failures))
-                    key = f"{alert.alert_id}{SEP}{alert.status}".encode()
-                    await (await dead.send(key=key, value=letter.encode()))
-                    metrics.alerts_dead.inc()
+def add_delivery(
+    app: faust.App,
+    kafka: KafkaSettings,
+    stream: StreamSettings,
+    topics: TopicSettings,
+    settings: AlertSettings,
+    metrics: WorkerMetrics,
+) -> None:
+    """Deliver the alerts topic to every target, a lane each (streams.worker.delivery), beside the app."""
+    service = delivery_service(kafka, stream, topics, settings, metrics, loop=app.loop, beacon=app.beacon)
+    app._extra_services.append(service)  # type: ignore[arg-type]  # an instance: started with the app
 
 
 def create_delivery_app(
-    app: faust.App, topics: TopicSettings, settings: AlertSettings, metrics: WorkerMetrics
+    app: faust.App,
+    kafka: KafkaSettings,
+    stream: StreamSettings,
+    topics: TopicSettings,
+    settings: AlertSettings,
+    metrics: WorkerMetrics,
 ) -> faust.App:
     """An app that only delivers alerts (``finmon alerts``), with /metrics."""
     from streams.worker.health import serve_metrics
 
-    add_delivery(app, topics, settings, metrics)
+    add_delivery(app, kafka, stream, topics, settings, metrics)
     serve_metrics(app, metrics)
     return app

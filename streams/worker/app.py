@@ -133,5 +133,5 @@ def create_worker(
     if alerting is not None and alerting.enabled:
         add_detection(w.app, topics, alerting, window_specs(windows)[0].name, metrics)
         if alerting.targets:
-            add_delivery(w.app, topics, alerting, metrics)
+            add_delivery(w.app, kafka, stream, topics, alerting, metrics)
     return w.app

@@ -123,6 +123,18 @@ class WorkerMetrics:
             "finmon_alert_delivery_retries_total", "Delivery attempts retried.", ["target"], registry=registry
         )
         self.alerts_dead = Counter("finmon_alerts_dead_lettered_total", "Alerts sent to alerts.dlq.", registry=registry)
+        self.delivery_pending = Gauge(
+            "finmon_alert_delivery_pending",
+            "Alerts read for a target and not yet delivered or dead-lettered.",
+            ["target"],
+            registry=registry,
+        )
+        self.delivery_partitions = Gauge(
+            "finmon_alert_delivery_partitions",
+            "Partitions of the alerts topic this process delivers to a target.",
+            ["target"],
+            registry=registry,
+        )
 
         self._zeros()
 
@@ -144,6 +156,8 @@ class WorkerMetrics:
     def delivery_targets(self, names: list[str]) -> None:
         for name in names:
             self.delivery_retries.labels(target=name)
+            self.delivery_pending.labels(target=name)
+            self.delivery_partitions.labels(target=name)
             for outcome in ("delivered", "failed", "permanent"):
                 self.deliveries.labels(target=name, outcome=outcome)
 

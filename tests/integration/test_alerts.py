@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from models.artifact import load_artifact
 from models.settings import DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
 from monitor.feed import FeedOptions, run_feed
 from streams.settings import KafkaSettings
-from tests.integration.conftest import Pipeline, Receiver, make_alert, stop
+from tests.integration.conftest import Pipeline, Receiver, encode, good_documents, make_alert, stop, wait_for
 from tests.kafka import free_port
 
 pytestmark = pytest.mark.integration
@@ -248,10 +250,10 @@ def test_an_undeliverable_alert_goes_to_the_alerts_dlq(pipeline: Pipeline) -> No
         stop(worker)
 
 
-def test_alerts_wait_out_a_long_outage_across_a_restart_and_arrive_in_order(pipeline: Pipeline) -> None:
+def test_alerts_wait_out_a_long_outage_across_a_restart_and_arrive_in_order_per_key(pipeline: Pipeline) -> None:
     """Nothing listens on the target's port for a long stretch, and the worker is killed in between:
-    with enough attempts configured, alerts queue (each blocks the ones after it) instead of being
-    dead-lettered, and all arrive, in order, once the receiver is up."""
+    with enough attempts configured, alerts queue instead of being dead-lettered, and all arrive once
+    the receiver is up, each key's in the order raised (its firing before its resolved)."""
     port = free_port()
     pipeline.extra_env.update(
         {
@@ -261,26 +263,104 @@ def test_alerts_wait_out_a_long_outage_across_a_restart_and_arrive_in_order(pipe
             "FINMON_ALERTS__MAX_ATTEMPTS": "10000",
         }
     )
-    alerts = [make_alert(f"outage-{i}", key=f"Topic {i}") for i in range(5)]
+    keys = [f"Topic {i}" for i in range(5)]
+    alerts = [make_alert(f"outage-{i}", key=k) for i, k in enumerate(keys)]
+    alerts += [make_alert(f"outage-{i}", status="resolved", key=k) for i, k in enumerate(keys)]
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker)
         for alert in alerts:
             asyncio.run(_produce_alert(pipeline, alert))
-        time.sleep(8)  # the target is down: attempts fail with connection refused
+        retried = re.compile(r'^finmon_alert_delivery_retries_total\{target="desk"\} (\d+)', re.MULTILINE)
+        wait_for(lambda: int(float(retried.search(pipeline.metrics()).group(1))) >= 10, "the target was tried", 60)
     finally:
         stop(worker, signal.SIGKILL)
     worker = pipeline.start_worker()
     try:
         pipeline.wait_ready(worker)
-        time.sleep(5)
         with Receiver(port=port) as receiver:
-            assert receiver.wait_for(lambda r: len({x["body"]["alert_id"] for x in r}) >= 5, timeout=60)
-            time.sleep(2)
-            first_seen = list(dict.fromkeys(r["body"]["alert_id"] for r in receiver.requests))
+            everything = {(a["alert_id"], a["status"]) for a in alerts}
+            assert receiver.wait_for(lambda r: {(x["body"]["alert_id"], x["body"]["status"]) for x in r} >= everything,
+                                     timeout=60)  # fmt: skip
+            arrived = [(x["body"]["key"], x["body"]["status"]) for x in list(receiver.requests)]
     finally:
         stop(worker)
-    assert first_seen == [a["alert_id"] for a in alerts], "delivered in the order they were raised"
+    for key in keys:
+        assert arrived.index((key, "firing")) < arrived.index((key, "resolved")), key
+    assert pipeline.consume("alerts_dlq", lambda r: False, timeout=3) == []
+
+
+def delivering(pipeline: Pipeline, target: str) -> int:
+    """Partitions of the alerts topic this worker delivers to ``target`` (0 while it cannot answer)."""
+    try:
+        text = pipeline.metrics()
+    except OSError:
+        return 0
+    found = re.search(rf'^finmon_alert_delivery_partitions{{target="{target}"}} (\S+)', text, re.MULTILINE)
+    return int(float(found.group(1))) if found else 0
+
+
+def test_a_target_that_hangs_for_minutes_holds_up_nothing_else(pipeline: Pipeline) -> None:
+    """One target takes requests and never answers (each try waits 10 minutes); beside it a healthy
+    target gets every alert, scoring goes on, a second worker's joining rebalances both targets'
+    groups within the session timeout, SIGTERM stops each worker within 30 s, and once the hanging
+    target answers again every alert reaches it after a restart: nothing was dropped."""
+    with Receiver(hang_first=10**9) as hanging, Receiver() as healthy:
+        targets = [{"url": hanging.url, "name": "hangs", "timeout": 600}, {"url": healthy.url, "name": "desk"}]
+        pipeline.extra_env.update({"FINMON_ALERTS__TARGETS": json.dumps(targets), "FINMON_TOPICS__PARTITIONS": "4"})
+        second = dataclasses.replace(pipeline, folder=pipeline.folder / "second", web_port=free_port())
+        second.folder.mkdir()
+        first_worker = pipeline.start_worker()
+        second_worker = None
+        alerts = [make_alert(f"iso-{i}", key=f"Topic {i}") for i in range(20)]
+        try:
+            pipeline.wait_ready(first_worker)
+            wait_for(lambda: delivering(pipeline, "hangs") > 0, "the first worker delivers", 60)
+            partitions = delivering(pipeline, "hangs")
+            for alert in alerts:
+                asyncio.run(_produce_alert(pipeline, alert))
+            ids = {a["alert_id"] for a in alerts}
+            assert healthy.wait_for(lambda r: {x["body"]["alert_id"] for x in r} >= ids, timeout=30)
+            assert hanging.wait_for(lambda r: len(r) >= 8, timeout=30), "the hanging target got its 8 requests"
+            docs = good_documents(30)
+            pipeline.produce([encode(d) for d in docs])
+            scored = pipeline.consume("scored", lambda r: len(r) >= 30, timeout=60)
+            assert {r["id"] for r in scored} == {d["id"] for d in docs}
+
+            joined = time.monotonic()
+            second_worker = second.start_worker()
+            wait_for(
+                lambda: (
+                    delivering(second, "hangs") > 0
+                    and delivering(pipeline, "hangs") + delivering(second, "hangs") == partitions
+                ),
+                "the hanging target's group rebalanced",
+                timeout=60,
+            )
+            rebalanced = time.monotonic() - joined
+            later = [make_alert(f"iso-later-{i}", key=f"Later {i}") for i in range(6)]
+            for alert in later:
+                asyncio.run(_produce_alert(pipeline, alert))
+            ids |= {a["alert_id"] for a in later}
+            assert healthy.wait_for(lambda r: {x["body"]["alert_id"] for x in r} >= ids, timeout=30)
+        finally:
+            took = {}
+            for name, worker in (("first", first_worker), ("second", second_worker)):
+                if worker is not None:
+                    began = time.monotonic()
+                    stop(worker)
+                    took[name] = (time.monotonic() - began, worker.returncode)
+        print(f"joined and rebalanced in {rebalanced:.1f} s; stopped in {took}")
+        assert rebalanced < 30, "a worker waiting on a hung request held up the rebalance"
+        for name, (seconds, code) in took.items():
+            assert seconds < 30 and code == 0, (name, seconds, code)
+
+        hung, hanging.hang_first = len(hanging.requests), 0  # the target answers again
+        worker = pipeline.start_worker()
+        try:
+            assert hanging.wait_for(lambda r: {x["body"]["alert_id"] for x in r[hung:]} >= ids, timeout=90)
+        finally:
+            stop(worker)
     assert pipeline.consume("alerts_dlq", lambda r: False, timeout=3) == []
 
 
