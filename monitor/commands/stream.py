@@ -142,8 +142,9 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     """Deliver alerts only (run workers without targets when delivery runs here)."""
     from prometheus_client import CollectorRegistry
 
-    from streams.worker.alerting import create_delivery_app
+    from streams.worker.alerting import add_delivery
     from streams.worker.app import base_app
+    from streams.worker.health import serve_metrics
     from streams.worker.metrics import WorkerMetrics
 
     state_folder(settings.stream.data_dir)
@@ -153,7 +154,8 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     prepare_topics(settings)
     metrics = WorkerMetrics(CollectorRegistry())
     app = base_app(settings.kafka, settings.topics, settings.stream, f"{settings.stream.app_id}-alerts")
-    create_delivery_app(app, settings.kafka, settings.stream, settings.topics, settings.alerts, metrics)
+    add_delivery(app, settings.kafka, settings.stream, settings.topics, settings.alerts, metrics)
+    serve_metrics(app, metrics)
     names = ", ".join(t.label for t in settings.alerts.targets)
     print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
     run_app(app, args.verbose)

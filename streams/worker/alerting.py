@@ -87,23 +87,9 @@ def add_delivery(
     topics: TopicSettings,
     settings: AlertSettings,
     metrics: WorkerMetrics,
-) -> None:
-    """Deliver the alerts topic to every target, a lane each (streams.worker.delivery), beside the app."""
+) -> faust.App:
+    """Deliver the alerts topic to every target, a lane each (streams.worker.delivery), beside the
+    app's own work; ``finmon alerts`` runs an app that does only this (and serves /metrics)."""
     service = delivery_service(kafka, stream, topics, settings, metrics, loop=app.loop, beacon=app.beacon)
     app._extra_services.append(service)  # type: ignore[arg-type]  # an instance: started with the app
-
-
-def create_delivery_app(
-    app: faust.App,
-    kafka: KafkaSettings,
-    stream: StreamSettings,
-    topics: TopicSettings,
-    settings: AlertSettings,
-    metrics: WorkerMetrics,
-) -> faust.App:
-    """An app that only delivers alerts (``finmon alerts``), with /metrics."""
-    from streams.worker.health import serve_metrics
-
-    add_delivery(app, kafka, stream, topics, settings, metrics)
-    serve_metrics(app, metrics)
     return app

@@ -43,6 +43,7 @@ from streams.core.scoring import dead_letter_bytes
 from streams.core.windows import SEP
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.pipe import group_consumer
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY = 1.0  # seconds between commits of settled offsets while running
@@ -99,15 +100,7 @@ class Lane:
         self.session = aiohttp.ClientSession()
         self.producer = AIOKafkaProducer(**client_options(self.kafka), acks="all", request_timeout_ms=30_000)  # type: ignore[arg-type]
         await self.producer.start()
-        self.consumer = AIOKafkaConsumer(
-            **client_options(self.kafka),  # type: ignore[arg-type]
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            session_timeout_ms=int(self.stream.session_timeout * 1000),
-            heartbeat_interval_ms=int(self.stream.heartbeat_interval * 1000),
-        )
+        self.consumer = group_consumer(self.kafka, self.stream, self.group)
         await self.consumer.start()
         self.consumer.subscribe([self.topics.alerts], listener=_LaneListener(self))
 

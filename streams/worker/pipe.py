@@ -89,14 +89,10 @@ class Pipe:
         }
 
     async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(
-            **client_options(self.kafka),
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            session_timeout_ms=int(self.stream.session_timeout * 1000),
-            heartbeat_interval_ms=int(self.stream.heartbeat_interval * 1000),
+        self.consumer = group_consumer(
+            self.kafka,
+            self.stream,
+            self.group,
             max_poll_interval_ms=300_000,
             max_partition_fetch_bytes=4 * 1_048_576,
         )
@@ -288,6 +284,21 @@ class Pipe:
                 continue
             position = self.committed.get(tp, self.read.get(tp, end))
             yield tp, max(0, int(end) - int(position))
+
+
+def group_consumer(kafka: KafkaSettings, stream: StreamSettings, group: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of ``group`` that commits by hand, reads committed records only and starts from the
+    earliest offset where the group has none."""
+    return AIOKafkaConsumer(
+        **client_options(kafka),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        session_timeout_ms=int(stream.session_timeout * 1000),
+        heartbeat_interval_ms=int(stream.heartbeat_interval * 1000),
+        **options,
+    )
 
 
 def _stamp(out: Output) -> int | None:
