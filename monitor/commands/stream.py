@@ -12,6 +12,7 @@ from monitor.feed import LANGUAGES
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
+FAUST_STOP_SECONDS = 5.0  # what faust's own shutdown may take once finmon's stages and lanes have stopped
 
 
 def require_broker(settings: Settings) -> None:
@@ -35,11 +36,40 @@ def state_folder(path: str) -> None:
         ) from exc
 
 
-def run_app(app: Any, verbose: bool) -> None:
-    """Run a faust app in the foreground until SIGINT/SIGTERM."""
+def run_app(app: Any, verbose: bool, name: str) -> None:
+    """Run a faust app in the foreground until SIGINT/SIGTERM, then stop within the stop deadline."""
+    import asyncio
+
     import faust
 
-    worker = faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True)
+    from monitor.stopping import StopDeadline
+
+    deadline = StopDeadline(name)
+
+    class Worker(faust.Worker):  # type: ignore[misc]
+        stopping = False
+
+        def _schedule_shutdown(self, signum: Any) -> None:
+            """finmon's own stages and delivery lanes stop first, each within its own limits, saying
+            what they leave; then faust's shutdown, whose clients can wait on a frozen broker for
+            longer than the deadline allows."""
+            deadline.arm()
+            if self.stopping:
+                return
+            self.stopping = True
+            shutdown = super()._schedule_shutdown
+
+            async def ours_first() -> None:
+                stops = await asyncio.gather(*(s.stop() for s in app._extra_services), return_exceptions=True)
+                for service, error in zip(app._extra_services, stops, strict=True):
+                    if isinstance(error, BaseException):
+                        log.warning("%s did not stop cleanly: %r", type(service).__name__, error)
+                deadline.tighten(FAUST_STOP_SECONDS)  # what is left is faust's, which holds nothing of ours
+                shutdown(signum)
+
+            self.loop.create_task(ours_first())
+
+    worker = Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True)
     worker.spinner = None  # a terminal spinner writes escape codes into a log file
     worker.execute_from_commandline()
 
@@ -87,7 +117,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
     print(f"finmon worker: metrics {web}/metrics, health {web}/health", flush=True)
-    run_app(app, args.verbose)
+    run_app(app, args.verbose, "worker")
     return 0
 
 
@@ -158,7 +188,7 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     serve_metrics(app, metrics)
     names = ", ".join(t.label for t in settings.alerts.targets)
     print(f"finmon alerts: delivering {settings.topics.alerts} to {names}", flush=True)
-    run_app(app, args.verbose)
+    run_app(app, args.verbose, "alerts")
     return 0
 
 

@@ -28,14 +28,18 @@ from aiohttp.abc import AbstractAccessLogger
 from aiokafka import AIOKafkaProducer
 
 from monitor.settings import Settings
+from monitor.stopping import StopDeadline
 from monitor.web.access import COOKIE, Access, redact
 from monitor.web.board import Board
 from monitor.web.feedback import FeedbackError, feedback_record
 from monitor.web.tap import tap
+from streams.cluster.closing import close_all
 from streams.cluster.topics import client_options
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+STOP_SECONDS = 5.0  # what closing the producer may take on the way out
+SEND_SECONDS = 10.0  # how long a review waits for the cluster before the page hears it was not saved
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
 
 
@@ -158,7 +162,14 @@ class Dashboard:
         except (FeedbackError, ValueError) as exc:
             return aioweb.json_response({"error": str(exc)}, status=400)
         assert self.producer is not None
-        await self.producer.send_and_wait(self.settings.topics.feedback, record.encode(), key=record.id.encode())
+        try:
+            async with asyncio.timeout(SEND_SECONDS):
+                await self.producer.send_and_wait(
+                    self.settings.topics.feedback, record.encode(), key=record.id.encode()
+                )
+        except Exception as exc:  # the cluster away or refusing: the page says the review was not saved
+            log.warning("a review was not saved: %s: %s", type(exc).__name__, exc)
+            return refused(503, f"the cluster did not take the review ({type(exc).__name__}); try again")
         self.board.add_feedback(record.as_dict())
         return aioweb.json_response(record.as_dict(), status=202)
 
@@ -173,12 +184,18 @@ class Dashboard:
         feeding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
-        await self.producer.stop()
+        await close_all([self.producer], STOP_SECONDS, "dashboard")  # reviews it held were answered as not saved
 
 
 def create_dashboard(settings: Settings) -> aioweb.Application:
     dashboard = Dashboard(settings)
     app = aioweb.Application()
+    deadline = StopDeadline("dashboard")
+
+    async def arm(app: aioweb.Application) -> None:
+        deadline.arm()
+
+    app.on_shutdown.append(arm)
     app.router.add_get("/dashboard", dashboard.page)
     app.router.add_get("/dashboard/{asset}", dashboard.asset)
     app.router.add_get("/favicon.ico", dashboard.icon)

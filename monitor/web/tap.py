@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerts.records import Alert
 from monitor.web.board import Board
 from monitor.web.feedback import FeedbackError, FeedbackRecord
+from streams.cluster.closing import close_all
 from streams.cluster.topics import client_options
 from streams.core.records import Trend
 from streams.settings import KafkaSettings, TopicSettings
@@ -24,6 +25,7 @@ from streams.settings import KafkaSettings, TopicSettings
 log = logging.getLogger(__name__)
 TREND_BACKLOG = 5000
 ALERT_BACKLOG = 500
+STOP_SECONDS = 2.5  # what closing each client may take
 LOOK_EVERY = 2.0  # seconds between looks for wanted topics that did not exist yet
 
 
@@ -61,8 +63,7 @@ async def tap(kafka: KafkaSettings, topics: TopicSettings, board: Board, stop: a
             log.warning("dashboard feed interrupted: %s; retrying", exc)
             await asyncio.sleep(2)
         finally:
-            await admin.close()
-            await consumer.stop()
+            await close_all([admin, consumer], STOP_SECONDS, "dashboard feed")
 
 
 def _backlogs(topics: TopicSettings) -> dict[str, int | None]:

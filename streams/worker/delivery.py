@@ -37,6 +37,7 @@ from mode import Service
 from alerts.records import Alert, AlertDeadLetter, DeliveryFailure
 from alerts.settings import AlertSettings, TargetSettings
 from alerts.webhook import Delivery, RetryPolicy, deliver
+from streams.cluster.closing import close_all, within
 from streams.cluster.topics import client_options
 from streams.core.records import DeadLetter
 from streams.core.scoring import dead_letter_bytes
@@ -240,26 +241,22 @@ class Lane:
 
     async def stop(self) -> None:
         """Cancel what is in flight, commit what is settled, close; say what is left for the next start."""
-        left = 0
+        left = self.in_flight
         try:
-            async with asyncio.timeout(STOP_SECONDS):
+
+            async def settle() -> None:
+                nonlocal left
                 async with self.lock:
                     left = await self.drop(list(self.pending))
-        except Exception as exc:  # the cluster gone or frozen: the last commit stands
+
+            if not await within(settle(), STOP_SECONDS):
+                log.warning("%s: could not commit on the way out (a broker does not answer)", self.group)
+        except Exception as exc:  # the cluster gone: the last commit stands
             log.warning("%s: could not commit on the way out: %s", self.group, exc)
         if left:
             log.warning("%s: %d alerts not yet delivered to %s; delivered after the next start", self.group, left,
                         self.label)  # fmt: skip
-        for closing in (self.consumer, self.producer):
-            if closing is None:
-                continue
-            try:
-                async with asyncio.timeout(STOP_SECONDS / 2):
-                    await closing.stop()
-            except Exception as exc:
-                log.warning("%s: %s did not stop cleanly: %s", self.group, type(closing).__name__, exc)
-        if self.session is not None:
-            await self.session.close()
+        await close_all([self.consumer, self.producer, self.session], STOP_SECONDS / 2, self.group)
 
 
 class _LaneListener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -318,7 +315,7 @@ class DeliveryService(Service):
     async def on_stop(self) -> None:
         for task in self.running:
             task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
+        await within(asyncio.gather(*self.running, return_exceptions=True), STOP_SECONDS)
         await asyncio.gather(*(lane.stop() for lane in self.lanes))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from streams.cluster.closing import close_all, within
 from streams.cluster.topics import client_options
 from streams.core.scoring import Output
 from streams.settings import KafkaSettings, StreamSettings
@@ -217,11 +218,8 @@ class Pipe:
         behind the broker's, so every later send of that partition would be refused as out of order."""
         old, self.producer = self.producer, AIOKafkaProducer(**self._producer_options())
         if old is not None:
-            try:
-                async with asyncio.timeout(STOP_SECONDS):
-                    await old.stop()  # what it still held fails or lands; its checkpoints settle as usual
-            except Exception as exc:
-                log.warning("%s: the previous producer did not stop cleanly: %s", self.group, exc)
+            # what it still held fails or lands; its checkpoints settle as usual
+            await close_all([old], STOP_SECONDS, self.group)
         await self.producer.start()
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -260,19 +258,12 @@ class Pipe:
     async def stop(self) -> None:
         """Flush and commit what is acknowledged within STOP_SECONDS, say what was left, leave the group."""
         try:
-            async with asyncio.timeout(STOP_SECONDS):
-                await self.settle(everything=True)
+            if not await within(self.settle(everything=True), STOP_SECONDS):
+                raise TimeoutError(f"not acknowledged within {STOP_SECONDS:.0f} s")
         except (TimeoutError, PipeError) as exc:
             left = sum(len(c.sends) for c in self.inflight)
             log.warning("%s: stopped with %d outputs unacknowledged (%s); they are read again", self.group, left, exc)
-        for closing in [self.consumer, self.producer, *self.producers.values()]:
-            if closing is None:
-                continue
-            try:
-                async with asyncio.timeout(STOP_SECONDS / 2):
-                    await closing.stop()
-            except Exception as exc:  # a broker gone or frozen: nothing more can be flushed
-                log.warning("%s: %s did not stop cleanly: %s", self.group, type(closing).__name__, exc)
+        await close_all([self.consumer, self.producer, *self.producers.values()], STOP_SECONDS / 2, self.group)
 
     def lag(self) -> Iterable[tuple[TopicPartition, int]]:
         """End offset minus the committed offset (before the first commit, the position) per partition."""

@@ -21,14 +21,17 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.integration.conftest import (
     Pipeline,
+    Receiver,
     encode,
     expected_windows,
     feed_through_kills,
     good_documents,
+    make_alert,
     stop,
+    wait_for,
     windows_match,
 )
-from tests.kafka import KafkaCluster
+from tests.kafka import KafkaCluster, free_port
 from tests.tiny_model import build_slow_model
 
 pytestmark = pytest.mark.integration
@@ -298,3 +301,80 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
             if node.running:
                 os.killpg(node.process.pid, signal.SIGCONT)
             stop(worker)
+
+
+def start_finmon(pipeline: Pipeline, command: str) -> subprocess.Popen[bytes]:
+    log = (pipeline.folder / f"{command}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", command],
+        env=pipeline.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def delivers(pipeline: Pipeline) -> bool:
+    """Whether this process delivers some partition of the alerts topic (its lanes have started)."""
+    try:
+        return re.search(r"^finmon_alert_delivery_partitions\{.*\} [1-9]", pipeline.metrics(), re.MULTILINE) is not None
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
+def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
+    pipeline: Pipeline, tmp_path: Path, fault: str
+) -> None:
+    """A worker (delivering to a webhook), the dashboard and `finmon alerts` run on a broker that is
+    then SIGKILLed (connections refused) or SIGSTOPped (connections hang) with work in flight: each
+    process stops within 30 s of SIGTERM, by itself, and says what it left."""
+    with KafkaCluster(tmp_path / "own-kafka") as own, Receiver(hang_first=10**9) as hanging:
+        node = own.nodes[0]
+        assert node.process is not None
+        isolated = dataclasses.replace(pipeline, url=own.url)
+        isolated.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": hanging.url, "name": "hangs"}])
+        worker = isolated.start_worker()
+        processes = {"worker": worker}
+        try:
+            isolated.wait_ready(worker)
+            processes["dashboard"] = isolated.start_dashboard()
+            delivery = dataclasses.replace(isolated, web_port=free_port(), extra_env=dict(isolated.extra_env))
+            delivery.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": hanging.url, "name": "hangs-too"}])
+            processes["alerts"] = start_finmon(delivery, "alerts")
+            wait_for(lambda: delivers(delivery), "finmon alerts started delivering", 60)
+            isolated.produce([encode(d) for d in good_documents(20)])
+            isolated.consume("scored", lambda r: len(r) >= 20)
+            isolated.produce([(b"a1", json.dumps(make_alert("a1")).encode())], topic="alerts")
+            assert hanging.wait_for(lambda r: len(r) >= 2, timeout=60), "an alert is in flight to each target"
+            isolated.produce([encode(d) for d in good_documents(200, start=100)])
+            os.killpg(node.process.pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+            wait_for(lambda: all(p.poll() is None for p in processes.values()), "all still running", 5)
+            began = time.monotonic()
+            for process in processes.values():
+                os.killpg(process.pid, signal.SIGTERM)
+            took: dict[str, float | None] = dict.fromkeys(processes)
+            while time.monotonic() - began < 30 and any(p.poll() is None for p in processes.values()):
+                for name, process in processes.items():
+                    if took[name] is None and process.poll() is not None:
+                        took[name] = round(time.monotonic() - began, 1)
+                time.sleep(0.1)
+            for name, process in processes.items():
+                if took[name] is None and process.poll() is not None:
+                    took[name] = round(time.monotonic() - began, 1)
+        finally:
+            if node.running and fault == "frozen":
+                os.killpg(node.process.pid, signal.SIGCONT)
+            for process in processes.values():
+                stop(process, signal.SIGKILL)
+    print(f"broker {fault}: stopped after SIGTERM in {took} s")
+    assert all(seconds is not None for seconds in took.values()), f"still running 30 s after SIGTERM: {took}"
+    for name, process in processes.items():
+        log = (isolated.folder / f"{name}.log").read_text()
+        # a clean stop, or one that says in one line that it left the flush to a broker that does not answer
+        assert process.returncode == 0 or (
+            process.returncode == 1 and f"finmon {name}: did not stop within" in log
+        ), (name, process.returncode, log[-3000:])
+    logs = (isolated.folder / "worker.log").read_text() + (isolated.folder / "alerts.log").read_text()
+    assert "not yet delivered to hangs; delivered after the next start" in logs
+    assert "not yet delivered to hangs-too; delivered after the next start" in logs
