@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test unit setup-run setup-test kafka lint bench env-example clean
+.PHONY: demo test unit chaos setup-run setup-test kafka lint bench env-example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: setup-test
 
 test: lint kafka
 	$(BIN)/python -m pytest
+
+# the chaos run alone, longer: make chaos CHAOS_SECONDS=300 (root: it makes a network namespace)
+CHAOS_SECONDS ?= 180
+chaos: setup-test kafka
+	FINMON_CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m pytest -s -m chaos
 
 # the fast layer only: no broker, no child processes (seconds)
 unit: setup-test

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # the log4j2 of that Kafka release: its POM leaves the logging jars out
@@ -136,10 +137,12 @@ class Node:
     internal_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    host: str = "127.0.0.1"
+    netns: str | None = None  # run inside this network namespace (ip netns exec)
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -159,20 +162,27 @@ class KafkaCluster:
     properties: dict[str, str] = field(default_factory=dict)
     security: Security | None = None
     nodes: list[Node] = field(default_factory=list)
+    placement: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # node id -> (host, netns)
 
     @property
     def url(self) -> str:
         return ",".join(node.address for node in self.nodes)
 
+    def _placed(self, node_id: int) -> dict[str, Any]:
+        if node_id not in self.placement:
+            return {}
+        host, netns = self.placement[node_id]
+        return {"host": host, "netns": netns}
+
     def node_properties(self, node: Node) -> dict[str, str]:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
         replicas = str(min(self.size, 3))
         isr = "2" if self.size >= 3 else "1"
         return {
             **BASE_PROPERTIES,
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{node.address},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "listeners": f"PLAINTEXT://{node.address},CONTROLLER://{node.host}:{node.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{node.address}",
             "log.dirs": str(node.folder / "data"),
             "default.replication.factor": replicas,
@@ -218,7 +228,7 @@ class KafkaCluster:
         lib = fetch()
         for attempt in range(3):  # a free port handed to java can be taken first: choose again
             self.nodes = [
-                Node(i, free_port(), free_port(), self.folder / f"node{i}", free_port())
+                Node(i, free_port(), free_port(), self.folder / f"node{i}", free_port(), **self._placed(i))
                 for i in range(1, self.size + 1)
             ]
             scram = []
@@ -253,6 +263,8 @@ class KafkaCluster:
     def launch(self, node: Node) -> None:
         args = [f"-Dlog4j2.configurationFile={node.folder / 'log4j2.properties'}", "kafka.Kafka"]
         command = java(fetch(), *args, str(node.folder / "server.properties"), jvm=JVM)
+        if node.netns:
+            command = ["ip", "netns", "exec", node.netns, *command]
         node.starts += 1
         output = node.log.open("ab")
         node.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
@@ -268,7 +280,7 @@ class KafkaCluster:
                 text = node.log.read_text(errors="replace") if node.log.exists() else ""
                 if node.process.poll() is not None:
                     raise KafkaError(f"Kafka node {node.node_id} exited at start:\n{text[-3000:]}")
-                if text.count(READY_LINE) >= node.starts and accepts(node.port):
+                if text.count(READY_LINE) >= node.starts and accepts(node.port, node.host):
                     waiting.remove(node)
             time.sleep(0.2)
         if waiting:
@@ -308,9 +320,9 @@ class KafkaCluster:
         self.stop()
 
 
-def accepts(port: int) -> bool:
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False

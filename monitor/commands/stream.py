@@ -12,6 +12,7 @@ from monitor.feed import LANGUAGES
 from monitor.settings import Settings
 
 log = logging.getLogger("finmon")
+PREPARE_SECONDS = 60.0  # how long topic checks retry while a broker of the cluster does not answer
 FAUST_STOP_SECONDS = 5.0  # what faust's own shutdown may take once finmon's stages and lanes have stopped
 
 
@@ -77,6 +78,10 @@ def run_app(app: Any, verbose: bool, name: str) -> None:
 def prepare_topics(settings: Settings, worker: bool = False) -> None:
     """Create the pipeline's missing topics (and the worker's own), then refuse in one line if an ACL
     the worker needs is missing."""
+    import time
+
+    from kafka.errors import KafkaConnectionError, KafkaError
+
     from streams.cluster.preflight import check_permissions
     from streams.cluster.topics import ensure_topics
     from streams.worker.stage import changelog_topic, trend_events_topic
@@ -85,10 +90,19 @@ def prepare_topics(settings: Settings, worker: bool = False) -> None:
         trend_events_topic(settings.stream): {"retention.ms": str(24 * 3600 * 1000)},
         changelog_topic(settings.stream): {"cleanup.policy": "compact"},
     }
-    created = ensure_topics(settings.kafka, settings.topics, internal if worker else None)
-    if created:
-        print(f"finmon: created topics {', '.join(created)}", flush=True)
-    check_permissions(settings.kafka, settings.topics, settings.stream)
+    deadline = time.monotonic() + PREPARE_SECONDS
+    while True:
+        try:
+            created = ensure_topics(settings.kafka, settings.topics, internal if worker else None)
+            if created:
+                print(f"finmon: created topics {', '.join(created)}", flush=True)
+            check_permissions(settings.kafka, settings.topics, settings.stream)
+            return
+        except KafkaError as exc:  # a broker restarting between the preflight and here: the others answer soon
+            if not (exc.retriable or isinstance(exc, KafkaConnectionError)) or time.monotonic() > deadline:
+                raise ConfigError(f"the cluster did not answer while preparing topics: {exc}") from exc
+            log.warning("preparing topics: %s; trying again", exc)
+            time.sleep(1.0)
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:

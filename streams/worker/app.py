@@ -79,11 +79,14 @@ class WorkerApp(faust.App):
 
 
 def base_app(kafka: KafkaSettings, topics: TopicSettings, stream: StreamSettings, app_id: str) -> faust.App:
-    """A faust App connected by the settings, with /metrics-friendly web settings and no autodiscovery."""
+    """A faust App connected by the settings, with /metrics-friendly web settings and no autodiscovery.
+
+    faust's own part (spike detection) runs at least once whatever the stages do: alerts are
+    idempotent by alert_id, and a fenced transactional producer would crash faust's whole worker."""
     return WorkerApp(
         app_id,
         idempotent=stream.idempotent_producer,
-        processing_guarantee=stream.processing_guarantee,
+        processing_guarantee="at_least_once",
         broker=broker_url(kafka),
         broker_credentials=credentials(kafka),
         store="memory://",

@@ -44,7 +44,7 @@ from streams.core.scoring import dead_letter_bytes
 from streams.core.windows import SEP
 from streams.settings import KafkaSettings, StreamSettings, TopicSettings
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.pipe import group_consumer
+from streams.worker.pipe import group_consumer, starting
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY = 1.0  # seconds between commits of settled offsets while running
@@ -98,6 +98,11 @@ class Lane:
         return sum(len(entries) for entries in self.pending.values())
 
     async def start(self) -> None:
+        """Start the clients, trying again while the cluster does not answer (a broker restarting)."""
+        await starting(self._start, self.group)
+
+    async def _start(self) -> None:
+        await close_all([self.consumer, self.producer, self.session], STOP_SECONDS / 2, self.group)
         self.session = aiohttp.ClientSession()
         self.producer = AIOKafkaProducer(**client_options(self.kafka), acks="all", request_timeout_ms=30_000)  # type: ignore[arg-type]
         await self.producer.start()

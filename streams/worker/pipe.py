@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from streams.cluster.closing import close_all, within
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # checkpoints whose sends may be outstanding while the next batch is taken
 COMMIT_EVERY = 1.0  # seconds between offset commits while running (at a rebalance or a stop: at once)
 STOP_SECONDS = 5.0  # what a stop may spend flushing, and then closing each client, before it gives up
+START_SECONDS = 120.0  # how long a stage tries to start while the cluster does not answer
 
 
 class PipeError(Exception):
@@ -65,6 +67,7 @@ class Pipe:
     consumer: AIOKafkaConsumer | None = None
     producer: AIOKafkaProducer | None = None
     producers: dict[int, AIOKafkaProducer] = field(default_factory=dict)
+    fenced_at: dict[int, float] = field(default_factory=dict)  # partition -> when its producer was fenced
     inflight: deque[_Checkpoint] = field(default_factory=deque)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     read: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read, per partition
@@ -90,6 +93,11 @@ class Pipe:
         }
 
     async def start(self) -> None:
+        """Start the clients, trying again while the cluster does not answer (a broker restarting)."""
+        await starting(self._start, self.group)
+
+    async def _start(self) -> None:
+        await close_all([self.consumer, self.producer], STOP_SECONDS / 2, self.group)  # of an earlier try
         self.consumer = group_consumer(
             self.kafka,
             self.stream,
@@ -120,6 +128,9 @@ class Pipe:
                 log.warning("%s: cannot read again from the last commit yet: %s", self.group, exc)
                 await asyncio.sleep(1.0)
                 return []
+        if self.fenced_at:
+            await asyncio.sleep(within)  # fenced out of a partition: the rebalance that takes it is under way
+            return []
         found = await self.consumer.getmany(timeout_ms=int(within * 1000), max_records=max_records)
         owned = self.consumer.assignment()
         taken = [(tp, records) for tp, records in sorted(found.items()) if tp in owned and records]
@@ -150,8 +161,35 @@ class Pipe:
             failed.set_exception(exc)
             return failed
 
+    async def _producer_for(self, partition: int) -> AIOKafkaProducer:
+        """The partition's transactional producer, made when the group assigns the partition. One fenced
+        out is made again only by the next assignment: a worker that made it again on its own could
+        fence the partition's new owner and commit beside it."""
+        producer = self.producers.get(partition)
+        if producer is not None:
+            return producer
+        assert self.consumer is not None
+        if partition in self.fenced_at or TopicPartition(self.topic, partition) not in self.consumer.assignment():
+            raise PipeError(f"partition {partition} is being handed over")
+        producer = AIOKafkaProducer(**self._producer_options(), transactional_id=f"{self.group}-{partition}")
+        await producer.start()
+        self.producers[partition] = producer
+        return producer
+
     async def _transaction(self, partition: int, outputs: list[Output], offset: int | None) -> None:
-        producer = self.producers[partition]
+        producer = await self._producer_for(partition)
+        try:
+            await self._in_transaction(producer, partition, outputs, offset)
+        except ProducerFenced as exc:  # another worker owns the partition now: until the rebalance says so, wait
+            if self.producers.get(partition) is producer:  # not a stale one the last assignment replaced
+                del self.producers[partition]
+                self.fenced_at[partition] = time.monotonic()
+            await close_all([producer], STOP_SECONDS / 2, self.group)
+            raise PipeError(f"partition {partition}: {exc}") from exc
+
+    async def _in_transaction(
+        self, producer: AIOKafkaProducer, partition: int, outputs: list[Output], offset: int | None
+    ) -> None:
         async with producer.transaction():
             futures = [  # a send refused here raises, and the transaction aborts: nothing of it is committed
                 await producer.send(o.topic, o.value, key=o.key, partition=o.partition, timestamp_ms=_stamp(o))
@@ -277,6 +315,20 @@ class Pipe:
             yield tp, max(0, int(end) - int(position))
 
 
+async def starting(start: Callable[[], Awaitable[None]], owner: str, seconds: float = START_SECONDS) -> None:
+    """``start()`` until it succeeds; a cluster that does not answer within ``seconds`` is an error."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await start()
+            return
+        except (KafkaError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s: cannot start yet (%s); trying again", owner, exc)
+            await asyncio.sleep(1.0)
+
+
 def group_consumer(kafka: KafkaSettings, stream: StreamSettings, group: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer of ``group`` that commits by hand, reads committed records only and starts from the
     earliest offset where the group has none."""
@@ -309,7 +361,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         async with pipe.lock:
             try:
                 await pipe.settle(everything=True, timeout=pipe.stream.session_timeout)
-            except PipeError as exc:
+            except Exception as exc:
                 log.warning(
                     "%s: outputs of revoked partitions failed (%s); read again by their next owner", pipe.group, exc
                 )
@@ -317,16 +369,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             if pipe.stage is not None:
                 try:
                     await pipe.stage.revoked(partitions, True)
-                except PipeError as exc:
+                except Exception as exc:  # a fenced producer among them, or the cluster away
                     log.warning(
                         "%s: state of revoked partitions not written (%s); its next owner replays", pipe.group, exc
                     )
                     pipe.inflight.clear()
-            for partition in partitions:
-                producer = pipe.producers.pop(partition, None)
-                if producer is not None:
-                    await producer.stop()
+            await close_all([pipe.producers.pop(p, None) for p in partitions], STOP_SECONDS / 2, pipe.group)
             for tp in revoked:
+                pipe.fenced_at.pop(tp.partition, None)  # the hand-over is done: the partition is not ours
                 pipe.committed.pop(tp, None)
                 pipe.read.pop(tp, None)
                 pipe.ready.pop(tp, None)
@@ -341,12 +391,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 if committed is not None:
                     pipe.committed[tp] = committed
             if pipe.transactional:
-                for partition in partitions:
-                    if partition not in pipe.producers:
-                        producer = AIOKafkaProducer(
-                            **pipe._producer_options(), transactional_id=f"{pipe.group}-{partition}"
-                        )
-                        await producer.start()  # fences the producer of a worker that held this partition
-                        pipe.producers[partition] = producer
+                for partition in partitions:  # the group gives it to this worker: no hand-over is under way
+                    pipe.fenced_at.pop(partition, None)
+                    await pipe._producer_for(partition)  # fences the producer of a worker that held it
             if pipe.stage is not None:
                 await pipe.stage.assigned(partitions)

@@ -372,9 +372,11 @@ def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
     for name, process in processes.items():
         log = (isolated.folder / f"{name}.log").read_text()
         # a clean stop, or one that says in one line that it left the flush to a broker that does not answer
-        assert process.returncode == 0 or (
-            process.returncode == 1 and f"finmon {name}: did not stop within" in log
-        ), (name, process.returncode, log[-3000:])
+        assert process.returncode == 0 or (process.returncode == 1 and f"finmon {name}: did not stop within" in log), (
+            name,
+            process.returncode,
+            log[-3000:],
+        )
     logs = (isolated.folder / "worker.log").read_text() + (isolated.folder / "alerts.log").read_text()
     assert "not yet delivered to hangs; delivered after the next start" in logs
     assert "not yet delivered to hangs-too; delivered after the next start" in logs
