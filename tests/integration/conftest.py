@@ -90,6 +90,17 @@ class Pipeline:
             start_new_session=True,
         )
 
+    def start(self, command: str, log: str | None = None) -> subprocess.Popen[bytes]:
+        """``finmon COMMAND`` in a session of its own, its output in FOLDER/LOG (COMMAND.log)."""
+        output = (self.folder / (log or f"{command}.log")).open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", command],
+            env=self.env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
     def start_dashboard(self, verbose: bool = False) -> subprocess.Popen[bytes]:
         """``finmon dashboard`` on ``dashboard_port``, ready once its /health answers."""
         log = (self.folder / "dashboard.log").open("ab")
@@ -288,6 +299,59 @@ class Receiver:
                 return True
             time.sleep(0.2)
         return False
+
+
+class Stream:
+    """Documents written at a steady rate from a thread, with fresh event times, until stopped."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        per_tick: int = 4,
+        tick: float = 0.25,
+        first: list[tuple[str, bytes | None, bytes]] | None = None,
+        each_tick: Callable[[Stream], list[tuple[str, bytes | None, bytes]]] | None = None,
+    ) -> None:
+        """``first``: (topic, key, value) records written before the stream; ``each_tick``: more, each tick."""
+        self.pipeline, self.per_tick, self.tick = pipeline, per_tick, tick
+        self.first, self.each_tick = first or [], each_tick
+        self.sent: list[dict[str, Any]] = []
+        self.failed: list[BaseException] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        producer = KafkaProducer(
+            bootstrap_servers=self.pipeline.url, acks="all", enable_idempotence=True, delivery_timeout_ms=300_000
+        )
+        topics = self.pipeline.topics
+        futures = [producer.send(topics.get(t, t), value, key) for t, key, value in self.first]
+        try:
+            while not self.stopped.is_set():
+                for doc in good_documents(self.per_tick, start=len(self.sent)):
+                    futures.append(
+                        producer.send(self.pipeline.topics["news"], json.dumps(doc).encode(), doc["id"].encode())
+                    )
+                    self.sent.append(doc)
+                for t, key, value in self.each_tick(self) if self.each_tick else []:
+                    futures.append(producer.send(topics.get(t, t), value, key))
+                time.sleep(self.tick)
+            producer.flush(timeout=300)
+            for future in futures:
+                try:
+                    future.get(timeout=1)
+                except Exception as exc:
+                    self.failed.append(exc)
+        finally:
+            producer.close()
+
+    def __enter__(self) -> Stream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(330)
 
 
 SENTIMENT_WORDS = {"good": "positive", "bad": "negative", "flat": "neutral"}

@@ -19,7 +19,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.integration.conftest import (
     Pipeline,
     Receiver,
+    Stream,
     expected_windows,
-    good_documents,
     make_alert,
     stop,
     wait_for,
@@ -97,51 +95,14 @@ def partition() -> Iterator[Partition]:
         yield made
 
 
-class Feeder:
-    """News (and alerts) written from a thread at a steady rate until stopped, every write retried."""
-
-    def __init__(self, pipeline: Pipeline, per_tick: int = 5, tick: float = 0.25) -> None:
-        self.pipeline, self.per_tick, self.tick = pipeline, per_tick, tick
-        self.sent: list[dict[str, Any]] = []
-        self.alerts: list[dict[str, Any]] = []
-        self.failed: list[BaseException] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        producer = KafkaProducer(
-            bootstrap_servers=self.pipeline.url, acks="all", enable_idempotence=True, delivery_timeout_ms=300_000
-        )
-        futures = [producer.send(self.pipeline.topics["news"], b"{not json " + bytes([48 + i])) for i in range(POISON)]
-        try:
-            while not self.stopped.is_set():
-                for doc in good_documents(self.per_tick, start=len(self.sent)):
-                    futures.append(
-                        producer.send(self.pipeline.topics["news"], json.dumps(doc).encode(), doc["id"].encode())
-                    )
-                    self.sent.append(doc)
-                if len(self.sent) % 100 < self.per_tick:  # an alert every 20 ticks, each on a subject of its own
-                    alert = make_alert(f"chaos-{len(self.alerts)}", key=f"Chaos {len(self.alerts)}")
-                    topic, key = self.pipeline.topics["alerts"], alert["alert_id"].encode()
-                    futures.append(producer.send(topic, json.dumps(alert).encode(), key))
-                    self.alerts.append(alert)
-                time.sleep(self.tick)
-            producer.flush(timeout=300)
-            for future in futures:
-                try:
-                    future.get(timeout=1)
-                except Exception as exc:
-                    self.failed.append(exc)
-        finally:
-            producer.close()
-
-    def __enter__(self) -> Feeder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(330)
+def alerts_now_and_then(stream: Stream) -> list[tuple[str, bytes | None, bytes]]:
+    """An alert every 20 ticks, each on a subject of its own (kept on the stream as ``alerts``)."""
+    alerts: list[dict[str, Any]] = stream.__dict__.setdefault("alerts", [])
+    if len(stream.sent) % 100 >= stream.per_tick:
+        return []
+    alert = make_alert(f"chaos-{len(alerts)}", key=f"Chaos {len(alerts)}")
+    alerts.append(alert)
+    return [("alerts", alert["alert_id"].encode(), json.dumps(alert).encode())]
 
 
 class Memory:
@@ -176,17 +137,6 @@ def sources(letters: list[dict[str, Any]]) -> set[tuple[int, int]]:
     return {(x["source_partition"], x["source_offset"]) for x in letters}
 
 
-def start(pipeline: Pipeline, command: str, name: str) -> subprocess.Popen[bytes]:
-    log = (pipeline.folder / f"{name}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", command],
-        env=pipeline.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 @pytest.mark.timeout(CHAOS_SECONDS + 900)
 def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
     partition: Partition, tiny_model: Path, tmp_path: Path
@@ -214,15 +164,16 @@ def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
         delivery.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps(targets)
         for pipeline in (*workers, delivery):
             pipeline.folder.mkdir()
-        processes = {f"worker {i}": start(w, "worker", "worker") for i, w in enumerate(workers, 1)}
+        processes = {f"worker {i}": w.start("worker") for i, w in enumerate(workers, 1)}
         for i, worker in enumerate(workers, 1):
             worker.wait_ready(processes[f"worker {i}"], timeout=120)
-        processes["alerts"] = start(delivery, "alerts", "alerts")
+        processes["alerts"] = delivery.start("alerts")
         injected: Counter[str] = Counter()
         crashes: list[str] = []
         restarts = 0
         try:
-            with Memory(processes) as memory, Feeder(base) as feeder:
+            poison = [("news", None, b"{not json " + bytes([48 + i])) for i in range(POISON)]
+            with Memory(processes) as memory, Stream(base, 5, 0.25, poison, alerts_now_and_then) as feeder:
                 began = time.monotonic()
                 while time.monotonic() - began < CHAOS_SECONDS:
                     if time.monotonic() - began > CHAOS_SECONDS / 2:
@@ -251,7 +202,7 @@ def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
                         if fault == "worker SIGKILL":
                             stop(processes[name], signal.SIGKILL)
                             time.sleep(lasting)
-                            processes[name] = start(workers[index], "worker", "worker")
+                            processes[name] = workers[index].start("worker")
                             restarts += 1
                             workers[index].wait_ready(processes[name], timeout=120)
                         else:
@@ -263,9 +214,9 @@ def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
                         if process.poll() is not None:
                             crashes.append(f"{name} exited with {process.returncode}")
                             pipeline = workers[int(name[-1]) - 1] if name.startswith("worker") else delivery
-                            processes[name] = start(pipeline, name.split()[0], name.split()[0])
+                            processes[name] = pipeline.start(name.split()[0])
                 hanging.hang_first = 0
-            docs, alerts = feeder.sent, feeder.alerts
+            docs, alerts = feeder.sent, feeder.__dict__.get("alerts", [])
             assert not feeder.failed, feeder.failed[:3]
             everything = {d["id"] for d in docs}
             scored = base.consume("scored", lambda r: {x["id"] for x in r} >= everything, timeout=300)

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import re
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from tests.integration.conftest import (
     Pipeline,
     Receiver,
+    Stream,
     feed_through_kills,
     good_documents,
     make_alert,
@@ -53,47 +53,6 @@ def replicated(cluster: KafkaCluster, tiny_model: Path, tmp_path: Path) -> Pipel
         "FINMON_WINDOWS__GRACE_SECONDS": "240",
     }
     return Pipeline(cluster.url, f"f{uuid.uuid4().hex[:8]}", tmp_path, tiny_model, free_port(), env)
-
-
-class Stream:
-    """Documents written at a steady rate from a thread, with fresh event times, until stopped."""
-
-    def __init__(self, pipeline: Pipeline, per_tick: int = 4, tick: float = 0.25) -> None:
-        self.pipeline, self.per_tick, self.tick = pipeline, per_tick, tick
-        self.sent: list[dict[str, Any]] = []
-        self.failed: list[BaseException] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        producer = KafkaProducer(
-            bootstrap_servers=self.pipeline.url, acks="all", enable_idempotence=True, delivery_timeout_ms=240_000
-        )
-        futures = []
-        try:
-            while not self.stopped.is_set():
-                for doc in good_documents(self.per_tick, start=len(self.sent)):
-                    futures.append(
-                        producer.send(self.pipeline.topics["news"], json.dumps(doc).encode(), doc["id"].encode())
-                    )
-                    self.sent.append(doc)
-                time.sleep(self.tick)
-            producer.flush(timeout=240)
-            for future in futures:
-                try:
-                    future.get(timeout=1)
-                except Exception as exc:
-                    self.failed.append(exc)
-        finally:
-            producer.close()
-
-    def __enter__(self) -> Stream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(300)
 
 
 def leaders(url: str, topic: str) -> dict[int, int]:

@@ -303,17 +303,6 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
             stop(worker)
 
 
-def start_finmon(pipeline: Pipeline, command: str) -> subprocess.Popen[bytes]:
-    log = (pipeline.folder / f"{command}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", command],
-        env=pipeline.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def delivers(pipeline: Pipeline) -> bool:
     """Whether this process delivers some partition of the alerts topic (its lanes have started)."""
     try:
@@ -341,7 +330,7 @@ def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
             processes["dashboard"] = isolated.start_dashboard()
             delivery = dataclasses.replace(isolated, web_port=free_port(), extra_env=dict(isolated.extra_env))
             delivery.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": hanging.url, "name": "hangs-too"}])
-            processes["alerts"] = start_finmon(delivery, "alerts")
+            processes["alerts"] = delivery.start("alerts")
             wait_for(lambda: delivers(delivery), "finmon alerts started delivering", 60)
             isolated.produce([encode(d) for d in good_documents(20)])
             isolated.consume("scored", lambda r: len(r) >= 20)
