@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import urllib.parse
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 
 Sensitivity = Literal["low", "medium", "high"]
 
@@ -75,6 +77,13 @@ class TargetSettings(BaseModel):
     def label(self) -> str:
         return self.name or masked_url(self.url)
 
+    @property
+    def key(self) -> str:
+        """What names the target's delivery state: its name, or a digest of its URL (which may hold a token)."""
+        if self.name:
+            return re.sub(r"[^A-Za-z0-9._-]", "-", self.name)
+        return hashlib.sha256(self.url.encode()).hexdigest()[:12]
+
 
 def masked_url(url: str) -> str:
     """Scheme and host only: a webhook's path often is its secret (Slack, Teams)."""
@@ -119,6 +128,14 @@ class AlertSettings(_overrides()):  # type: ignore[misc]
     replay_seconds: int = Field(
         3600, ge=0, description="A target delivered to for the first time gets the alerts of this many seconds back."
     )
+
+    @model_validator(mode="after")
+    def _distinct_targets(self) -> AlertSettings:
+        keys = [t.key for t in self.targets]
+        shared = sorted({k for k in keys if keys.count(k) > 1})
+        if shared:
+            raise ValueError(f"webhook targets would share delivery state ({', '.join(shared)}): name each one apart")
+        return self
 
     def detector(self) -> DetectorSettings:
         overrides = {

@@ -19,11 +19,8 @@ another alert, scoring, a rebalance or a stop. Within a lane:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import random
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,8 +51,7 @@ LETTER_RETRY = 2.0  # seconds between tries to write a dead letter while the clu
 
 def lane_group(app_id: str, target: TargetSettings) -> str:
     """The target's consumer group: its name, or a digest of its URL (never the URL: it may hold a token)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", target.name) if target.name else ""
-    return f"{app_id}-delivery-{name or hashlib.sha256(target.url.encode()).hexdigest()[:12]}"
+    return f"{app_id}-delivery-{target.key}"
 
 
 @dataclass
@@ -84,6 +80,7 @@ class Lane:
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     last_commit: float = 0.0
+    generation: int = 0  # bumped by every rebalance: records fetched before one are dropped
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -115,13 +112,15 @@ class Lane:
         assert self.consumer is not None
         while True:
             room = self.settings.max_pending - self.in_flight
-            if room <= 0:
-                self.settled.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.settled.wait(), timeout=COMMIT_EVERY)
+            owned = self.consumer.assignment()
+            if room <= 0:  # full: keep polling (the group's poll interval) without fetching
+                self.consumer.pause(*owned)
             else:
-                found = await self.consumer.getmany(timeout_ms=500, max_records=min(room, 500))
-                async with self.lock:
+                self.consumer.resume(*owned)
+            generation = self.generation
+            found = await self.consumer.getmany(timeout_ms=500, max_records=max(1, min(room, 500)))
+            async with self.lock:
+                if generation == self.generation:  # no rebalance since the fetch: the records are ours
                     owned = self.consumer.assignment()
                     for tp, records in sorted(found.items()):
                         if tp in owned:
@@ -157,9 +156,15 @@ class Lane:
         if previous is not None:
             await asyncio.wait([previous])  # in order per subject; the previous one's fate is its own
         assert self.session is not None
-        result = await deliver(
-            alert, self.target, self.session, self.policy, self.rng, sleep=self._backoff, slots=self.slots
-        )
+        try:
+            result = await deliver(
+                alert, self.target, self.session, self.policy, self.rng, sleep=self._backoff, slots=self.slots
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an odd target: the alert is dead-lettered, the partition goes on
+            log.exception("delivery of %s to %s failed", alert.alert_id, self.label)
+            result = Delivery(self.label, "failed", 0, detail=f"{type(exc).__name__}: {exc}"[:300])
         self.metrics.deliveries.labels(target=self.label, outcome=result.outcome).inc()
         self.metrics.delivery_seconds.observe(result.seconds)
         if result.outcome != "delivered":
@@ -229,6 +234,7 @@ class Lane:
 
     async def drop(self, partitions: list[TopicPartition]) -> int:
         """Cancel the deliveries of ``partitions``, commit what is settled, forget them; the number unsettled."""
+        self.generation += 1
         tasks = [task for tp in partitions for task in self.tasks.get(tp, ())]
         for task in tasks:
             task.cancel()
@@ -278,6 +284,8 @@ class _LaneListener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         lane = self.lane
         assert lane.consumer is not None
+        async with lane.lock:  # whatever is still held of these partitions is read again from the commit
+            await lane.drop([tp for tp in assigned if tp in lane.pending])
         lane.metrics.delivery_partitions.labels(target=lane.label).set(len(lane.consumer.assignment()))
         fresh = []
         for tp in assigned:

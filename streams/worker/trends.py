@@ -127,13 +127,17 @@ class WindowStage(Service):
         self.w.metrics.window_state_keys.set(sum(s.size() for s in self.states.values()))
 
     async def revoked(self, partitions: list[int], flush: bool) -> None:
-        if flush:
-            await self.checkpoint([p for p in partitions if p in self.states])
-            await self.pipe.settle(everything=True, timeout=self.w.stream.session_timeout)
-        for partition in partitions:
-            self.states.pop(partition, None)
-            self.offsets.pop(partition, None)
-            self.letters.pop(partition, None)
+        """Write what the partitions hold (with ``flush``), then forget them, even if the write failed: a
+        partition that comes back is restored from its changelog, never from stale memory."""
+        try:
+            if flush:
+                await self.checkpoint([p for p in partitions if p in self.states])
+                await self.pipe.settle(everything=True, timeout=self.w.stream.session_timeout)
+        finally:
+            for partition in partitions:
+                self.states.pop(partition, None)
+                self.offsets.pop(partition, None)
+                self.letters.pop(partition, None)
 
     async def read_changelog(self, partition: int) -> list[tuple[bytes, bytes | None]]:
         """Every record of one changelog partition, from its start to its end now."""

@@ -16,7 +16,7 @@ from monitor.web.settings import WebSettings
 
 
 def request(headers: dict[str, str] | None = None, path: str = "/api/snapshot", remote: str = "127.0.0.1") -> Any:
-    made = make_mocked_request("GET", path, headers=headers or {})
+    made = make_mocked_request("GET", path, headers={"Host": "127.0.0.1:6067", **(headers or {})})
     return made.clone(remote=remote)
 
 
@@ -32,6 +32,9 @@ def test_tokens_are_kept_as_salted_hashes_and_name_their_analyst(tmp_path: Path)
     assert access.identify(request({"Authorization": "Bearer dana-token-1"})).analyst == "dana"
     assert access.identify(request({"Cookie": "finmon_token=lee-token-2"})).analyst == "lee"
     assert access.identify(request(path="/dashboard?token=dana-token-1")).analyst == "dana"
+    # a login link beats an older cookie (a token that was replaced)
+    stale = request({"Cookie": "finmon_token=old-token"}, path="/dashboard?token=lee-token-2")
+    assert access.identify(stale).analyst == "lee"
     assert access.identify(request({"Authorization": "Bearer wrong"})) is None
     assert access.identify(request()) is None, "a login is configured: nobody reads without one"
     write_analyst(path, "dana", "dana-token-new")  # a new token replaces the old one, without a restart
@@ -65,6 +68,10 @@ def test_the_shared_token_reads_but_names_nobody_and_loopback_without_logins_onl
     assert viewer is not None and viewer.analyst is None and viewer.via == "viewer"
     local = Access(WebSettings()).identify(request())
     assert local is not None and local.analyst is None and local.via == "loopback"
+    for host in ("localhost:6067", "[::1]:6067", "127.0.0.1"):
+        assert Access(WebSettings()).identify(request({"Host": host})) is not None, host
+    # a page of another site that rebinds its name to 127.0.0.1 reads nothing
+    assert Access(WebSettings()).identify(request({"Host": "evil.example:6067"})) is None
     assert not WebSettings().authenticated and WebSettings(token="t").authenticated
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
