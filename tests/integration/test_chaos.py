@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.integration.conftest import (
     Pipeline,
     Receiver,
@@ -48,6 +49,7 @@ GUARANTEE = os.environ.get("FINMON_CHAOS_GUARANTEE", "at_least_once")  # or exac
 FAST_FENCING = {"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000"}
 FAULTS = ("broker SIGKILL", "broker SIGSTOP", "broker cut off", "worker SIGKILL", "worker SIGSTOP")
 POISON = 10
+ARTIFACTS = REPO / "var" / "test-artifacts"
 
 
 class Partition:
@@ -259,7 +261,12 @@ def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
         "processes that exited by themselves": len(crashes),
         "peak RSS of a finmon process (MiB)": round(memory.peak_kib / 1024),
     }
-    print("\n| chaos | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in table.items()))
+    report = "| chaos | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in table.items()) + "\n"
+    print("\n" + report)
+    ARTIFACTS.mkdir(
+        parents=True, exist_ok=True
+    )  # each run's table, kept: the suite does not show a passing test's output
+    (ARTIFACTS / f"chaos-{GUARANTEE}-{SEED}.md").write_text(report)
     assert everything <= set(ids), "every document is scored"
     assert len(poison) == POISON, "every undecodable input is dead-lettered"
     differences = {k: (dict(expected[k]), {s: n for s, n in latest.get(k, {}).items() if n}) for k in wrong[:5]}
