@@ -80,7 +80,8 @@ class Lane:
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     last_commit: float = 0.0
-    generation: int = 0  # bumped by every rebalance: records fetched before one are dropped
+    generation: int = 0  # bumped by every rebalance: records fetched across one are read again
+    starts: dict[TopicPartition, int] = field(default_factory=dict)  # where each assigned partition starts
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -120,12 +121,17 @@ class Lane:
             generation = self.generation
             found = await self.consumer.getmany(timeout_ms=500, max_records=max(1, min(room, 500)))
             async with self.lock:
-                if generation == self.generation:  # no rebalance since the fetch: the records are ours
-                    owned = self.consumer.assignment()
-                    for tp, records in sorted(found.items()):
-                        if tp in owned:
-                            for record in records:
-                                self._admit(tp, record)
+                owned = self.consumer.assignment()
+                for tp, records in sorted(found.items()):
+                    if tp not in owned:
+                        continue  # revoked: its next owner reads it from the last commit
+                    start = self.starts.get(tp)
+                    if generation != self.generation and not self.pending.get(tp) and start is not None:
+                        # a rebalance came during the fetch: read again from where the assignment starts
+                        self.consumer.seek(tp, start)
+                        continue
+                    for record in records:
+                        self._admit(tp, record)
             self.metrics.delivery_pending.labels(target=self.label).set(self.in_flight)
             if time.monotonic() - self.last_commit >= COMMIT_EVERY:
                 await self.commit()
@@ -293,13 +299,14 @@ class _LaneListener(ConsumerRebalanceListener):  # type: ignore[misc]
             if committed is None:
                 fresh.append(tp)
             else:
-                lane.committed[tp] = committed
+                lane.committed[tp] = lane.starts[tp] = committed
         if fresh:  # a target delivered to for the first time: the recent alerts, not the topic's history
             since = int((time.time() - lane.settings.replay_seconds) * 1000)
             found = await lane.consumer.offsets_for_times(dict.fromkeys(fresh, since))
             ends = await lane.consumer.end_offsets(fresh)
             for tp in fresh:
-                lane.consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
+                lane.starts[tp] = found[tp].offset if found.get(tp) is not None else ends[tp]
+                lane.consumer.seek(tp, lane.starts[tp])
 
 
 class DeliveryService(Service):
