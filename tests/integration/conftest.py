@@ -133,6 +133,13 @@ class Pipeline:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
             return str(response.read().decode())
 
+    def delivers_alerts(self) -> bool:
+        """Whether the process on ``web_port`` delivers some partition of the alerts topic (its lanes started)."""
+        try:
+            return re.search(r"^finmon_alert_delivery_partitions\{.*\} [1-9]", self.metrics(), re.MULTILINE) is not None
+        except OSError:
+            return False
+
     def produce(self, messages: list[tuple[bytes | None, bytes]], topic: str = "news") -> None:
         """Write to ``topic`` (a key of ``topics`` or a full name) with kafka-python, every write acknowledged."""
         producer = KafkaProducer(

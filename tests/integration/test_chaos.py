@@ -170,6 +170,7 @@ def test_chaos_every_input_accounted_windows_exact_every_alert_delivered(
         for i, worker in enumerate(workers, 1):
             worker.wait_ready(processes[f"worker {i}"], timeout=120)
         processes["alerts"] = delivery.start("alerts")
+        wait_for(lambda: delivery.delivers_alerts(), "finmon alerts delivers", 120)  # faults begin once everything runs
         injected: Counter[str] = Counter()
         crashes: list[str] = []
         restarts = 0

@@ -303,14 +303,6 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
             stop(worker)
 
 
-def delivers(pipeline: Pipeline) -> bool:
-    """Whether this process delivers some partition of the alerts topic (its lanes have started)."""
-    try:
-        return re.search(r"^finmon_alert_delivery_partitions\{.*\} [1-9]", pipeline.metrics(), re.MULTILINE) is not None
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("fault", ["killed", "frozen"])
 def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
     pipeline: Pipeline, tmp_path: Path, fault: str
@@ -331,7 +323,7 @@ def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
             delivery = dataclasses.replace(isolated, web_port=free_port(), extra_env=dict(isolated.extra_env))
             delivery.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": hanging.url, "name": "hangs-too"}])
             processes["alerts"] = delivery.start("alerts")
-            wait_for(lambda: delivers(delivery), "finmon alerts started delivering", 60)
+            wait_for(lambda: delivery.delivers_alerts(), "finmon alerts started delivering", 60)
             isolated.produce([encode(d) for d in good_documents(20)])
             isolated.consume("scored", lambda r: len(r) >= 20)
             isolated.produce([(b"a1", json.dumps(make_alert("a1")).encode())], topic="alerts")
