@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.artifact import sha256_of
 from models.errors import DataError
 from models.files import BadRow, records
 from models.labels import parse_label
@@ -38,17 +38,9 @@ class Example:
     guessed: set[str] = field(default_factory=set)  # heads whose label a teacher model gave, not a person
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_dataset(path: Path, head: str, rows: int) -> dict[str, object]:
     """Provenance of a data file for the manifest (known public sets are named with their license)."""
-    sha = file_sha256(path)
+    sha = sha256_of(path)
     known = KNOWN_DATASETS.get(sha, {"name": path.name, "license": "unspecified"})
     return {"head": head, "file": path.name, "sha256": sha, "rows": rows, **known}
 
@@ -68,6 +60,19 @@ def record_text(record: dict[str, object]) -> str:
         return text
     parts = [record.get(key) for key in ("title", "body")]
     return " ".join(part for part in parts if isinstance(part, str) and part.strip())
+
+
+def read_texts(path: Path) -> list[Example]:
+    """Unlabeled texts (``text``, any capitalisation, or ``title`` and ``body``): examples a teacher labels."""
+    examples = []
+    for _, record in _rows(path):
+        lowered = {k.lower(): v for k, v in record.items() if isinstance(k, str)}
+        text = record_text(lowered)
+        if text.strip():
+            examples.append(Example(text=text, sources={path.name}))
+    if not examples:
+        raise DataError(f"{path}: no texts (a column named text, or title and body)")
+    return examples
 
 
 def read_examples(path: Path, head: str, weight: float = 1.0) -> list[Example]:
@@ -118,6 +123,28 @@ def deduplicate(examples: Iterable[Example]) -> list[Example]:
 
 def strata(example: Example) -> str:
     return f"{example.sentiment or '-'}|{example.topic or '-'}"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Three disjoint parts: ``train`` fits the weights, ``select`` makes every choice (early stopping,
+    the int8 plan), ``report`` is read once per trained model, after all choices, for its published figures."""
+
+    train: list[Example]
+    select: list[Example]
+    report: list[Example]
+
+
+def three_way_split(examples: list[Example], select_fraction: float, report_fraction: float, seed: int) -> Split:
+    """Stratified and seeded: the held-out part (``select_fraction + report_fraction``) is cut as
+    :func:`stratified_split` cuts a validation split, then divided between select and report the same way,
+    so a model trained with ``validation_fraction = select + report`` and this seed never saw either part."""
+    held = select_fraction + report_fraction
+    if select_fraction <= 0 or report_fraction <= 0 or held >= 1:
+        raise DataError("select and report fractions must be positive and leave examples to train on")
+    train, holdout = stratified_split(examples, held, seed)
+    select, report = stratified_split(holdout, report_fraction / held, seed + 1)
+    return Split(train, select, report)
 
 
 def stratified_split(

@@ -14,19 +14,19 @@ from models.errors import ArtifactError
 from models.tokenize import TextEncoder
 from models.training.export import MAX_INT8_DROP, export_artifact
 from models.training.network import TwoHeadClassifier
-from models.training.train import add_int8_metrics
+from models.training.train import add_report_metrics
 
-REQUIRED = ("encoder", "heads.pt", "tokenizer.json", "training.json", "validation.jsonl")
-
-
-def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[str]]:
-    """The trained network, its training record and its validation texts."""
-    model, record, validation = load_checkpoint_examples(folder)
-    return model, record, [example.text for example in validation]
+REQUIRED = ("encoder", "heads.pt", "tokenizer.json", "training.json", "select.jsonl", "report.jsonl")
 
 
-def load_checkpoint_examples(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[Example]]:
-    """The trained network, its training record and its labeled validation split."""
+def read_examples_jsonl(path: Path) -> list[Example]:
+    with path.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [Example(row["text"], row.get("sentiment"), row.get("topic")) for row in rows]
+
+
+def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[Example], list[Example]]:
+    """The trained network, its training record and its labeled select and report splits."""
     missing = [name for name in REQUIRED if not (folder / name).exists()]
     if missing:
         raise ArtifactError(f"checkpoint {folder} lacks {', '.join(missing)}")
@@ -37,16 +37,14 @@ def load_checkpoint_examples(folder: Path) -> tuple[TwoHeadClassifier, dict[str,
     model.sentiment.load_state_dict(heads["sentiment"])
     model.topic.load_state_dict(heads["topic"])
     record = json.loads((folder / "training.json").read_text(encoding="utf-8"))
-    with (folder / "validation.jsonl").open(encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    validation = [Example(row["text"], row.get("sentiment"), row.get("topic")) for row in rows]
-    return model.eval(), record, validation
+    select, report = (read_examples_jsonl(folder / f"{part}.jsonl") for part in ("select", "report"))
+    return model.eval(), record, select, report
 
 
 def export_checkpoint(
     folder: Path, output: Path, keep_fp32: bool = False, max_int8_drop: float = MAX_INT8_DROP
 ) -> dict[str, Any]:
-    model, record, validation = load_checkpoint_examples(folder)
+    model, record, select, report = load_checkpoint(folder)
     encoder = TextEncoder.from_file(
         folder / "tokenizer.json",
         int(record.get("max_length", 128)),
@@ -57,9 +55,10 @@ def export_checkpoint(
         encoder,
         folder / "tokenizer.json",
         output,
-        validation,
+        select,
+        report,
         record,
         keep_fp32=keep_fp32,
         max_int8_drop=max_int8_drop,
     )
-    return add_int8_metrics(output, validation, manifest)
+    return add_report_metrics(output, model, encoder, report, manifest)

@@ -17,6 +17,8 @@ class TrainConfig:
     sentiment_data: list[Path] = field(default_factory=list)
     topic_data: list[Path] = field(default_factory=list)
     feedback_data: list[Path] = field(default_factory=list)
+    unlabeled_data: list[Path] = field(default_factory=list)
+    unlabeled_limit: int | None = None
     feedback_weight: float = 3.0
     max_length: int = 64
     batch_size: int = 32
@@ -34,7 +36,9 @@ class TrainConfig:
     teacher: Path | None = None
     teacher_threshold: float = 0.9
     teacher_weight: float = 0.5
-    validation_fraction: float = 0.1
+    select_fraction: float = 0.05
+    report_fraction: float = 0.05
+    freeze_layers: int = 0
     seed: int = 13
     max_steps: int | None = None
     threads: int | None = None
@@ -45,7 +49,16 @@ class TrainConfig:
     progress: bool = True
 
     def hyperparameters(self) -> dict[str, Any]:
-        skip = {"base_model", "output", "sentiment_data", "topic_data", "feedback_data", "checkpoint", "progress"}
+        skip = {
+            "base_model",
+            "output",
+            "sentiment_data",
+            "topic_data",
+            "feedback_data",
+            "unlabeled_data",
+            "checkpoint",
+            "progress",
+        }
         values = {k: v for k, v in asdict(self).items() if k not in skip}
         values["teacher"] = str(self.teacher) if self.teacher else None
         return values

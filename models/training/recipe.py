@@ -79,6 +79,8 @@ def parameter_groups(model: nn.Module, learning_rate: float, weight_decay: float
     layers = 1 + max((int(m.group(1)) for n, _ in model.named_parameters() if (m := _LAYER.search(n))), default=-1)
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue  # frozen: no optimizer state for it
         if not name.startswith("encoder."):
             depth = 0
         elif match := _LAYER.search(name):

@@ -20,12 +20,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models.dataset import Example, deduplicate, describe_dataset, read_examples, stratified_split
+from models.dataset import (
+    Example,
+    Split,
+    deduplicate,
+    describe_dataset,
+    read_examples,
+    read_texts,
+    three_way_split,
+)
 from models.evaluate import metrics
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.text import dedup_key
 from models.tokenize import TextEncoder
 from models.training.config import TrainConfig
 from models.training.export import export_artifact
+from models.training.frozen import CachedLower, Forward
 from models.training.network import TwoHeadClassifier
 from models.training.recipe import HEADS, add_teacher_labels, bucketed_batches, class_weights, parameter_groups
 
@@ -81,9 +91,14 @@ class Loss:
 
 
 def predict(
-    model: TwoHeadClassifier, encoder: TextEncoder, texts: Sequence[str], batch: int = 128
+    model: TwoHeadClassifier,
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    batch: int = 128,
+    forward: Forward | None = None,
 ) -> tuple[list[str], list[str]]:
     """Labels of both heads for ``texts`` (batched by length for speed)."""
+    forward = forward or Forward(model, encoder)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     sentiment: list[str] = [""] * len(texts)
     topic: list[str] = [""] * len(texts)
@@ -91,18 +106,17 @@ def predict(
     with torch.inference_mode():
         for start in range(0, len(order), batch):
             chunk = order[start : start + batch]
-            enc = encoder.encode([texts[i] for i in chunk])
-            s, t = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
+            s, t = forward([texts[i] for i in chunk])
             for row, i in enumerate(chunk):
                 sentiment[i] = SENTIMENT_LABELS[int(s[row].argmax())]
                 topic[i] = TOPIC_LABELS[int(t[row].argmax())]
     return sentiment, topic
 
 
-def validation_metrics(validation: Sequence[Example], sentiment: Sequence[str], topic: Sequence[str]) -> dict[str, Any]:
+def split_metrics(examples: Sequence[Example], sentiment: Sequence[str], topic: Sequence[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for head, predicted, labels in (("sentiment", sentiment, SENTIMENT_LABELS), ("topic", topic, TOPIC_LABELS)):
-        pairs = [(getattr(e, head), p) for e, p in zip(validation, predicted, strict=True) if getattr(e, head)]
+        pairs = [(getattr(e, head), p) for e, p in zip(examples, predicted, strict=True) if getattr(e, head)]
         if pairs:
             truth, pred = zip(*pairs, strict=True)
             result[head] = metrics(truth, pred, labels)
@@ -138,31 +152,61 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, An
     return examples, datasets
 
 
+def add_unlabeled(split: Split, labeled: Sequence[Example], config: TrainConfig, datasets: list[Any]) -> dict[str, int]:
+    """Texts without labels, labeled by the teacher where it is sure enough, join the training part only
+    (never select or report, whose labels are people's). A text that repeats a labeled one is left out."""
+    assert config.teacher is not None
+    seen = {dedup_key(e.text) for e in labeled}
+    texts: list[Example] = []
+    for path in config.unlabeled_data:
+        rows = read_texts(path)
+        datasets.append({**describe_dataset(path, "unlabeled", len(rows)), "kind": "unlabeled, labeled by the teacher"})
+        texts.extend(rows)
+    fresh = [e for e in deduplicate(texts) if dedup_key(e.text) not in seen]
+    random.Random(config.seed).shuffle(fresh)
+    fresh = fresh[: config.unlabeled_limit] if config.unlabeled_limit else fresh
+    add_teacher_labels(fresh, config.teacher, config.teacher_threshold)
+    kept = [e for e in fresh if e.sentiment or e.topic]
+    split.train.extend(kept)
+    random.Random(config.seed).shuffle(split.train)
+    return {
+        "texts": len(fresh),
+        "kept": len(kept),
+        **{head: sum(getattr(e, head) is not None for e in kept) for head in ("sentiment", "topic")},
+    }
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Train, export and check; returns the written manifest."""
+    """Train, export and check; returns the written manifest.
+
+    Early stopping and the int8 plan are chosen on ``select``; ``report`` is read only after that, for
+    the manifest's figures and the int8 gate, so the published numbers grade no choice of their own."""
     started = time.monotonic()
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     raw, datasets = load_examples(config)
     examples = deduplicate(raw)
-    train_set, validation = stratified_split(examples, config.validation_fraction, config.seed)
+    split = three_way_split(examples, config.select_fraction, config.report_fraction, config.seed)
     teacher = None
     if config.teacher:
-        added = add_teacher_labels(train_set, config.teacher, config.teacher_threshold)
+        added = add_teacher_labels(split.train, config.teacher, config.teacher_threshold)
         teacher = {"model": _teacher_version(config.teacher), "threshold": config.teacher_threshold, "added": added}
+        if config.unlabeled_data:
+            teacher["unlabeled"] = add_unlabeled(split, examples, config, datasets)
     log.info(
-        "%d examples, %d after near-duplicate removal: %d train, %d validation",
+        "%d examples, %d after near-duplicate removal: %d train, %d select, %d report",
         len(raw),
         len(examples),
-        len(train_set),
-        len(validation),
+        len(split.train),
+        len(split.select),
+        len(split.report),
     )
     with tempfile.TemporaryDirectory() as tmp:
         tok_file = tokenizer_file(config.base_model, Path(tmp))
         encoder = TextEncoder.from_file(tok_file, max_length=config.max_length)
         model = TwoHeadClassifier.from_base(config.base_model, config.dropout)
-        best, best_metrics, history = fit(model, encoder, train_set, validation, config)
+        best, best_metrics, history = fit(model, encoder, split.train, split.select, config)
         model.load_state_dict(best)
         manifest = {
             "version": config.model_version or default_version(config.base_model),
@@ -177,38 +221,48 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "examples": {
                 "read": len(raw),
                 "after_dedup": len(examples),
-                "train": len(train_set),
-                "validation": len(validation),
+                "train": len(split.train),
+                "select": len(split.select),
+                "report": len(split.report),
             },
             "hyperparameters": config.hyperparameters(),
             "history": history,
-            "metrics": {"validation_fp32": best_metrics},
+            "metrics": {"select_fp32": best_metrics},
             "training_seconds": round(time.monotonic() - started, 1),
         }
         if config.checkpoint:
-            save_checkpoint(model, tok_file, validation, manifest, config.checkpoint)
+            save_checkpoint(model, tok_file, split, manifest, config.checkpoint)
         written = export_artifact(
             model,
             encoder,
             tok_file,
             config.output,
-            validation,
+            split.select,
+            split.report,
             manifest,
             keep_fp32=config.keep_fp32,
             max_int8_drop=config.max_int8_drop,
         )
-    return add_int8_metrics(config.output, validation, written)
+    return add_report_metrics(config.output, model, encoder, split.report, written)
 
 
-def add_int8_metrics(folder: Path, validation: Sequence[Example], manifest: dict[str, Any]) -> dict[str, Any]:
-    """Score the validation split with the shipped int8 runtime and record its metrics too."""
+def add_report_metrics(
+    folder: Path,
+    model: TwoHeadClassifier,
+    encoder: TextEncoder,
+    report: Sequence[Example],
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
+    """Score the report split with the trained network (fp32) and with the shipped int8 runtime, and
+    record both: the figures a reader of the manifest or the README sees."""
     from models.artifact import write_manifest
     from models.runtime import Classifier
 
-    classifier = Classifier.load(folder, device="cpu")
-    predictions = classifier.predict([e.text for e in validation])
-    manifest["metrics"]["validation_int8"] = validation_metrics(
-        validation, [p.sentiment for p in predictions], [p.topic for p in predictions]
+    texts = [e.text for e in report]
+    manifest["metrics"]["report_fp32"] = split_metrics(report, *predict(model, encoder, texts))
+    predictions = Classifier.load(folder, device="cpu").predict(texts)
+    manifest["metrics"]["report_int8"] = split_metrics(
+        report, [p.sentiment for p in predictions], [p.topic for p in predictions]
     )
     clean = {k: v for k, v in manifest.items() if k not in ("files", "variants", "schema_version")}
     return write_manifest(folder, clean)
@@ -227,18 +281,17 @@ def schedule(model: TwoHeadClassifier, config: TrainConfig, total: int) -> tuple
 
 def train_step(
     model: TwoHeadClassifier,
-    encoder: TextEncoder,
+    forward: Forward,
     batch: Sequence[Example],
     loss_of: Loss,
     optimizer: Any,
     scheduler: Any,
 ) -> float:
     """One optimizer step on ``batch``: both heads' weighted losses, gradients clipped at 1; the loss."""
-    enc = encoder.encode([e.text for e in batch])
-    s_logits, t_logits = model(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
+    s_logits, t_logits = forward([e.text for e in batch])
     loss = loss_of("sentiment", s_logits, batch) + loss_of("topic", t_logits, batch)
     loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad()
@@ -286,7 +339,7 @@ def fit(
     model: TwoHeadClassifier,
     encoder: TextEncoder,
     train_set: Sequence[Example],
-    validation: Sequence[Example],
+    select: Sequence[Example],
     config: TrainConfig,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[dict[str, Any]]]:
     """Train with an evaluation ``evaluations_per_epoch`` times an epoch; stop after ``patience``
@@ -294,6 +347,12 @@ def fit(
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = min(steps_per_epoch * config.epochs, config.max_steps or steps_per_epoch * config.epochs)
     every = max(1, math.ceil(steps_per_epoch / max(1, config.evaluations_per_epoch)))
+    forward = Forward(model, encoder)
+    if config.freeze_layers:
+        began = time.monotonic()
+        forward = cached = CachedLower(model, encoder, config.freeze_layers, [e.text for e in [*train_set, *select]])
+        spent = time.monotonic() - began
+        log.info("lowest %d layers run once for %d texts (%.0f s)", cached.cut, len(cached.states), spent)
     optimizer, scheduler = schedule(model, config, total)
     loss_of = Loss(
         {h: class_weights(train_set, h, config.class_balance) for h in HEADS},
@@ -308,13 +367,13 @@ def fit(
     while step < total and best.stale <= config.patience:
         model.train()
         for indices in batches_of(train_set, config, generator):
-            loss = train_step(model, encoder, [train_set[i] for i in indices], loss_of, optimizer, scheduler)
+            loss = train_step(model, forward, [train_set[i] for i in indices], loss_of, optimizer, scheduler)
             step += 1
             running = 0.9 * running + 0.1 * loss if step > 1 else loss
             bar.update(1)
             if step % every == 0 or step == total:
-                s_pred, t_pred = predict(model, encoder, [e.text for e in validation])
-                result = validation_metrics(validation, s_pred, t_pred)
+                s_pred, t_pred = predict(model, encoder, [e.text for e in select], forward=forward)
+                result = split_metrics(select, s_pred, t_pred)
                 history.append(epoch_record(round(step / steps_per_epoch, 2), step, running, result))
                 bar.write(json.dumps(history[-1]))
                 best.offer(model, result)
@@ -355,17 +414,22 @@ def base_description(base: Path) -> dict[str, Any]:
 
 
 def save_checkpoint(
-    model: TwoHeadClassifier, tok_file: Path, validation: Sequence[Example], manifest: dict[str, Any], folder: Path
+    model: TwoHeadClassifier, tok_file: Path, split: Split, manifest: dict[str, Any], folder: Path
 ) -> None:
-    """PyTorch weights and the validation split, so ``finmon export`` can redo the export."""
+    """PyTorch weights and the select and report splits, so ``finmon export`` can redo the export."""
     folder.mkdir(parents=True, exist_ok=True)
     encoder: Any = model.encoder
     encoder.save_pretrained(str(folder / "encoder"))
     torch.save({"sentiment": model.sentiment.state_dict(), "topic": model.topic.state_dict()}, folder / "heads.pt")
     shutil.copyfile(tok_file, folder / "tokenizer.json")
     (folder / "training.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    with (folder / "validation.jsonl").open("w", encoding="utf-8") as handle:
-        for example in validation:
-            handle.write(
-                json.dumps({"text": example.text, "sentiment": example.sentiment, "topic": example.topic}) + "\n"
-            )
+    write_examples(folder / "select.jsonl", split.select)
+    write_examples(folder / "report.jsonl", split.report)
+
+
+def write_examples(path: Path, examples: Sequence[Example]) -> None:
+    """Labeled examples as JSONL (text, sentiment, topic): what ``finmon evaluate`` and the candidate table read."""
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            row = {"text": example.text, "sentiment": example.sentiment, "topic": example.topic}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

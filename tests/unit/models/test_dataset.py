@@ -3,7 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from models.dataset import Example, dedup_key, deduplicate, read_examples, stratified_split
+from models.dataset import (
+    Example,
+    dedup_key,
+    deduplicate,
+    read_examples,
+    strata,
+    stratified_split,
+    three_way_split,
+)
 from models.errors import DataError
 
 
@@ -88,3 +96,20 @@ def test_split_is_stratified_and_reproducible() -> None:
     assert len(train_a) + len(val_a) == 400
     _, val_c = stratified_split(examples, 0.1, seed=8)
     assert {e.text for e in val_c} != {e.text for e in val_a}
+
+
+def test_three_way_split_holds_out_select_and_report_where_the_old_validation_split_was() -> None:
+    examples = [Example(f"n{i}", sentiment="negative") for i in range(100)]
+    examples += [Example(f"p{i}", sentiment="positive", topic="Earnings") for i in range(300)]
+    split = three_way_split(examples, 0.05, 0.05, seed=7)
+    parts = [{e.text for e in part} for part in (split.train, split.select, split.report)]
+    assert sum(map(len, parts)) == 400 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert Counter(strata(e) for e in split.select) == Counter(strata(e) for e in split.report)
+    assert Counter(e.sentiment for e in split.report) == {"negative": 5, "positive": 15}
+    # the same training part as a two-way split of the same held-out size: a model trained on that saw neither
+    train, held = stratified_split(examples, 0.1, seed=7)
+    assert {e.text for e in train} == parts[0] and {e.text for e in held} == parts[1] | parts[2]
+    again = three_way_split(list(reversed(examples)), 0.05, 0.05, seed=7)
+    assert [e.text for e in again.report] == [e.text for e in split.report]
+    with pytest.raises(DataError, match="select and report fractions"):
+        three_way_split(examples, 0.5, 0.5, seed=7)
