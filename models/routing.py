@@ -1,6 +1,6 @@
-"""Each document to the model that reads its language: the main (English) model, or the
-multilingual one for every other language, by the document's ``lang`` field or, without one,
-its script."""
+"""Each document to the model that reads its language: the main (English) model, the Chinese one
+for Chinese, or the multilingual one for every other language, by the document's ``lang`` field or,
+without one, its script."""
 
 from __future__ import annotations
 
@@ -13,24 +13,28 @@ from models.settings import ModelSettings
 from models.text import language_of
 
 MAIN_LANGUAGES = frozenset({"en"})
+CHINESE = "zh"
 
 
 @dataclass
 class Router:
-    """The main model and, when there is one, the multilingual model, behind one ``predict``."""
+    """The main model and, when there are, the multilingual and the Chinese models, behind one ``predict``."""
 
     main: Classifier
     multilingual: Classifier | None = None
+    chinese: Classifier | None = None
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, **changes: Any) -> Router:
         """The models the settings name; ``changes`` that are not None replace some settings (a
         command's ``--model`` replaces the main model, ``--device`` applies to both)."""
         main = Classifier.from_settings(settings, **changes)
-        if settings.multilingual_path is None:
-            return cls(main)
         device = changes.get("device")
-        return cls(main, Classifier.from_settings(settings, path=settings.multilingual_path, device=device))
+        others = [
+            None if path is None else Classifier.from_settings(settings, path=path, device=device)
+            for path in (settings.multilingual_path, settings.chinese_path)
+        ]
+        return cls(main, *others)
 
     @property
     def batch_size(self) -> int:
@@ -43,7 +47,7 @@ class Router:
 
     @property
     def classifiers(self) -> list[Classifier]:
-        return [self.main] + ([self.multilingual] if self.multilingual else [])
+        return [self.main] + [c for c in (self.multilingual, self.chinese) if c is not None]
 
     def describe(self) -> dict[str, str]:
         return self.main.describe() | {"version": self.version}
@@ -51,9 +55,11 @@ class Router:
     def route(self, lang: str | None, text: str) -> tuple[str, Classifier]:
         """The document's language and the model that reads it."""
         language = language_of(lang, text)
-        if self.multilingual is None or language in MAIN_LANGUAGES:
+        if language in MAIN_LANGUAGES:
             return language, self.main
-        return language, self.multilingual
+        if language == CHINESE and self.chinese is not None:
+            return language, self.chinese
+        return language, self.multilingual or self.main
 
     def predict(
         self, texts: Sequence[object], timings: Timings | None = None, langs: Sequence[str | None] | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 MULTILINGUAL_MODEL_DIR = Path(__file__).resolve().parent / "multilingual"
+CHINESE_MODEL_DIR = Path(__file__).resolve().parent / "chinese"
 
 
 class ModelSettings(BaseModel):
@@ -22,6 +23,11 @@ class ModelSettings(BaseModel):
         description="Model folder for documents not in English (by their lang field, or their script "
         "when it is absent); empty: the main model reads every document.",
     )
+    chinese_path: Path | None = Field(
+        CHINESE_MODEL_DIR,
+        description="Model folder for Chinese documents (lang zh, or Han script when it is absent); empty: "
+        "the multilingual model reads them.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="cuda: fp16 on the CUDA provider; cpu: int8; auto: CUDA when this build offers it."
     )
@@ -34,7 +40,7 @@ class ModelSettings(BaseModel):
     )
     verify_checksums: bool = Field(True, description="Check every model file against its sha256 at load.")
 
-    @field_validator("multilingual_path", mode="before")
+    @field_validator("multilingual_path", "chinese_path", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value

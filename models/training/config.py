@@ -19,6 +19,8 @@ class TrainConfig:
     feedback_data: list[Path] = field(default_factory=list)
     unlabeled_data: list[Path] = field(default_factory=list)
     unlabeled_limit: int | None = None
+    report_data: list[Path] = field(default_factory=list)
+    long_examples: int = 0
     feedback_weight: float = 3.0
     max_length: int = 64
     batch_size: int = 32
@@ -56,6 +58,7 @@ class TrainConfig:
             "topic_data",
             "feedback_data",
             "unlabeled_data",
+            "report_data",
             "checkpoint",
             "progress",
         }

@@ -159,7 +159,7 @@ def import_bert(graph: Path, tokenizer: Path, output: Path, source: dict[str, An
     state, values = bert_weights(graph)
     config = BertConfig(**values)
     model = BertModel(config, add_pooling_layer=False)
-    tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
+    tensors = {name: torch.from_numpy(np.array(value, copy=True)) for name, value in state.items()}
     tensors.pop("embeddings.position_ids", None)
     result = model.load_state_dict(tensors, strict=False)
     unexpected = [k for k in result.unexpected_keys]

@@ -43,6 +43,26 @@ def add_teacher_labels(examples: Sequence[Example], teacher: Path, threshold: fl
     return added
 
 
+def long_examples(examples: Sequence[Example], count: int, rng: random.Random) -> list[Example]:
+    """``count`` long texts, each 3 to 6 training texts of one sentiment joined: news articles are long
+    and many training sets are headlines, and a model that saw only short texts reads length as
+    neutrality. A joined text keeps the sentiment (a guess if any part's was) and no topic (its parts'
+    topics differ)."""
+    by_sentiment: dict[str, list[Example]] = {}
+    for example in examples:
+        if example.sentiment:
+            by_sentiment.setdefault(example.sentiment, []).append(example)
+    pools = [pool for _, pool in sorted(by_sentiment.items()) if len(pool) >= 3]
+    made: list[Example] = []
+    for i in range(count if pools else 0):
+        pool = pools[i % len(pools)]
+        parts = rng.sample(pool, min(len(pool), rng.randint(3, 6)))
+        guessed = {"sentiment"} if any("sentiment" in p.guessed for p in parts) else set()
+        text = " ".join(p.text.strip() for p in parts)
+        made.append(Example(text, parts[0].sentiment, None, min(p.weight for p in parts), {"joined"}, guessed))
+    return made
+
+
 def class_weights(examples: Sequence[Example], head: str, power: float) -> torch.Tensor:
     """Per-class loss weights ``(count / mean count) ** -power`` from the people's labels (1 for an unseen
     class), normalised so the average example weighs 1: rare topics count more, without drowning the rest."""

@@ -27,6 +27,7 @@ from models.dataset import (
     describe_dataset,
     read_examples,
     read_texts,
+    stratified_split,
     three_way_split,
 )
 from models.evaluate import metrics
@@ -37,7 +38,14 @@ from models.training.config import TrainConfig
 from models.training.export import export_artifact
 from models.training.frozen import CachedLower, Forward
 from models.training.network import TwoHeadClassifier
-from models.training.recipe import HEADS, add_teacher_labels, bucketed_batches, class_weights, parameter_groups
+from models.training.recipe import (
+    HEADS,
+    add_teacher_labels,
+    bucketed_batches,
+    class_weights,
+    long_examples,
+    parameter_groups,
+)
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -152,6 +160,28 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, An
     return examples, datasets
 
 
+def split_for(examples: list[Example], config: TrainConfig, datasets: list[Any]) -> Split:
+    """Train, select and report parts: all three from the labeled data, or, with ``report_data``, the
+    report part from those files (a labeled set kept apart, such as one in another language or form)
+    and train and select from the rest (a text that repeats a report text is left out of both)."""
+    if not config.report_data:
+        return three_way_split(examples, config.select_fraction, config.report_fraction, config.seed)
+    report_rows: list[Example] = []
+    for path in config.report_data:
+        for head in ("sentiment", "topic"):
+            try:
+                rows = read_examples(path, head)
+            except ValueError:
+                continue
+            report_rows.extend(rows)
+            datasets.append({**describe_dataset(path, head, len(rows)), "kind": "report only"})
+    report = deduplicate(report_rows)
+    kept = {dedup_key(e.text) for e in report}
+    rest = [e for e in examples if dedup_key(e.text) not in kept]
+    train, select = stratified_split(rest, config.select_fraction, config.seed)
+    return Split(train, select, report)
+
+
 def add_unlabeled(split: Split, labeled: Sequence[Example], config: TrainConfig, datasets: list[Any]) -> dict[str, int]:
     """Texts without labels, labeled by the teacher where it is sure enough, join the training part only
     (never select or report, whose labels are people's). A text that repeats a labeled one is left out."""
@@ -187,13 +217,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     raw, datasets = load_examples(config)
     examples = deduplicate(raw)
-    split = three_way_split(examples, config.select_fraction, config.report_fraction, config.seed)
+    split = split_for(examples, config, datasets)
     teacher = None
     if config.teacher:
         added = add_teacher_labels(split.train, config.teacher, config.teacher_threshold)
         teacher = {"model": _teacher_version(config.teacher), "threshold": config.teacher_threshold, "added": added}
         if config.unlabeled_data:
             teacher["unlabeled"] = add_unlabeled(split, examples, config, datasets)
+    if config.long_examples:
+        long = long_examples(split.train, config.long_examples, random.Random(config.seed))
+        split.train.extend(long)
+        random.Random(config.seed).shuffle(split.train)
     log.info(
         "%d examples, %d after near-duplicate removal: %d train, %d select, %d report",
         len(raw),

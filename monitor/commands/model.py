@@ -49,6 +49,7 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         topic_data=args.topic_data or [],
         feedback_data=args.feedback_data or [],
         unlabeled_data=args.unlabeled_data or [],
+        report_data=args.report_data or [],
         progress=not args.no_progress,
     )
     manifest = run_training(config)
@@ -258,6 +259,18 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         type=existing_file,
         action="append",
         help="CSV/JSONL of texts without labels; the --teacher labels them (where sure enough) for training only",
+    )
+    p.add_argument(
+        "--report-data",
+        type=existing_file,
+        action="append",
+        help="labeled CSV/JSONL to report on instead of a part of the training data (read once, after every choice)",
+    )
+    p.add_argument(
+        "--long-examples",
+        type=int,
+        default=DEFAULTS["long_examples"],
+        help="add this many long texts made of 3-6 training texts of one sentiment (articles, from headlines)",
     )
     p.add_argument("--unlabeled-limit", type=positive_int, help="at most this many unlabeled texts (a seeded sample)")
     p.add_argument(

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from models.artifact import load_artifact
-from models.settings import DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
+from models.settings import CHINESE_MODEL_DIR, DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
 from monitor.feed import FeedOptions, run_feed
 from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline, Receiver, encode, good_documents, make_alert, stop, wait_for
@@ -367,12 +367,16 @@ def test_a_target_that_hangs_for_minutes_holds_up_nothing_else(pipeline: Pipelin
 def test_a_mixed_english_and_chinese_stream_fires_on_an_a_share_with_the_default_models(
     pipeline: Pipeline, receiver: Receiver
 ) -> None:
-    """The synthetic mixed stream (30% Chinese) through the shipped English and multilingual models,
+    """The synthetic mixed stream (30% Chinese) through the shipped English and Chinese models,
     with a surge of negative Chinese stories about 贵州茅台: scored, tagged by name and code, windowed
     per ticker, and alerted on 600519.SH."""
     alert_env(pipeline, receiver)
     pipeline.extra_env.update(
-        {"FINMON_MODEL__PATH": str(DEFAULT_MODEL_DIR), "FINMON_MODEL__MULTILINGUAL_PATH": str(MULTILINGUAL_MODEL_DIR)}
+        {
+            "FINMON_MODEL__PATH": str(DEFAULT_MODEL_DIR),
+            "FINMON_MODEL__MULTILINGUAL_PATH": str(MULTILINGUAL_MODEL_DIR),
+            "FINMON_MODEL__CHINESE_PATH": str(CHINESE_MODEL_DIR),
+        }
     )
     worker = pipeline.start_worker()
     try:
@@ -391,10 +395,10 @@ def test_a_mixed_english_and_chinese_stream_fires_on_an_a_share_with_the_default
         trends = pipeline.consume("trends", lambda r: any(t["key"] == "600519.SH" for t in r), timeout=30)
     finally:
         stop(worker)
-    english, multilingual = load_artifact(DEFAULT_MODEL_DIR).version, load_artifact(MULTILINGUAL_MODEL_DIR).version
+    english, chinese_model = load_artifact(DEFAULT_MODEL_DIR).version, load_artifact(CHINESE_MODEL_DIR).version
     chinese = [r for r in scored if r["lang"] == "zh"]
     assert 0.3 * len(scored) < len(chinese) < 0.6 * len(scored)  # a third at the base rate, more in the surge
-    assert {r["model_version"] for r in chinese} == {multilingual}
+    assert {r["model_version"] for r in chinese} == {chinese_model}
     assert {r["model_version"] for r in scored if r["lang"] == "en"} == {english}
     moutai = [r for r in chinese if "贵州茅台" in r["title"]]
     assert moutai and all(r["tickers"] == ["600519.SH"] for r in moutai)

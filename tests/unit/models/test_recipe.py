@@ -9,7 +9,13 @@ from torch import nn
 
 from models.dataset import Example
 from models.settings import DEFAULT_MODEL_DIR
-from models.training.recipe import add_teacher_labels, bucketed_batches, class_weights, parameter_groups
+from models.training.recipe import (
+    add_teacher_labels,
+    bucketed_batches,
+    class_weights,
+    long_examples,
+    parameter_groups,
+)
 
 
 def test_rare_classes_weigh_more_and_the_average_example_weighs_one() -> None:
@@ -70,3 +76,20 @@ def test_the_teacher_fills_only_the_missing_head_where_it_is_sure() -> None:
     assert add_teacher_labels(unsure, DEFAULT_MODEL_DIR, threshold=1.0) == {"sentiment": 0, "topic": 0}
     assert unsure[0].sentiment is None
     assert torch.is_tensor(class_weights(examples, "topic", 0.3))
+
+
+def test_long_examples_join_texts_of_one_sentiment_and_keep_no_topic() -> None:
+    examples = [Example(f"bad news {i}", sentiment="negative", topic="Earnings") for i in range(10)]
+    examples += [Example(f"good news {i}", sentiment="positive", weight=3.0) for i in range(10)]
+    examples += [Example("guessed good news", sentiment="positive", guessed={"sentiment"})]
+    examples += [Example("only a topic", topic="Macro"), Example("rare", sentiment="neutral")]
+    made = long_examples(examples, 40, random.Random(1))
+    assert len(made) == 40  # neutral has too few texts to join: the others alternate
+    assert {e.sentiment for e in made} == {"negative", "positive"} and all(e.topic is None for e in made)
+    for example in made:
+        kind = "bad" if example.sentiment == "negative" else "good"
+        assert example.text.count("news") == example.text.count(f"{kind} news"), example.text
+        assert 3 <= example.text.count("news") <= 6
+        assert ("guessed" in example.text) == (example.guessed == {"sentiment"})
+        assert example.weight == (3.0 if example.sentiment == "positive" and "guessed" not in example.text else 1.0)
+    assert long_examples(examples[:2], 5, random.Random(1)) == []

@@ -46,6 +46,28 @@ def test_without_a_multilingual_model_the_main_one_reads_everything(tiny_model: 
 
 
 def test_settings_name_both_folders_and_an_empty_setting_drops_the_second(tiny_model: Path) -> None:
-    both = Router.from_settings(ModelSettings(path=tiny_model, multilingual_path=tiny_model, device="cpu"))
-    assert both.multilingual is not None and both.version == "tiny-1"  # each version once
+    settings = ModelSettings(path=tiny_model, multilingual_path=tiny_model, chinese_path=None, device="cpu")
+    both = Router.from_settings(settings)
+    assert both.multilingual is not None and both.chinese is None and both.version == "tiny-1"  # each version once
     assert ModelSettings.model_validate({"multilingual_path": ""}).multilingual_path is None
+    assert ModelSettings.model_validate({"chinese_path": "none"}).chinese_path is None
+
+
+def test_chinese_goes_to_the_chinese_model_and_other_languages_to_the_multilingual_one(
+    router: Router, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    chinese = build_tiny_model(
+        tmp_path_factory.mktemp("chinese"),
+        version="tiny-chinese",
+        sentiment_words={"good": "neutral", "bad": "neutral", "flat": "positive"},
+    )
+    three = Router(router.main, router.multilingual, Classifier.load(chinese, device="cpu"))
+    predictions = three.predict(["good 贵州茅台", "good news", "good", "good"], langs=[None, None, "zh-Hans", "de"])
+    assert [p.model_version for p in predictions] == ["tiny-chinese", "tiny-1", "tiny-chinese", "tiny-multilingual"]
+    assert three.version == "tiny-1+tiny-multilingual+tiny-chinese"
+    without = Router(router.main, None, three.chinese)  # no multilingual model: other languages read in English
+    assert [without.route(lang, "good")[1].version for lang in ("zh", "de", "en")] == [
+        "tiny-chinese",
+        "tiny-1",
+        "tiny-1",
+    ]
