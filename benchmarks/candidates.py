@@ -53,11 +53,11 @@ def main() -> int:
     from models.runtime import Classifier
     from models.text import dedup_key
 
-    rows = rows_of(args.report)
+    everything = rows_of(args.report)
     excluded = {dedup_key(r["text"]) for path in args.exclude or [] for r in rows_of(path)}
-    rows = [r for r in rows if dedup_key(r["text"]) not in excluded]
+    rows = [r for r in everything if dedup_key(r["text"]) not in excluded]
     texts = [r["text"] for r in rows]
-    left_out = f" ({len(excluded)} texts excluded)" if excluded else ""
+    left_out = f" ({len(everything) - len(rows)} left out: in --exclude)" if excluded else ""
     print(f"{len(rows)} report examples from {args.report}{left_out}")
     header = (
         f"{'model':<28}{'sent acc':>9}{'sent F1':>9}{'topic acc':>10}{'topic F1':>9}{'min recall':>12}  {'(topic)':<24}"

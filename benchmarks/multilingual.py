@@ -63,7 +63,7 @@ def main() -> int:
     routed = sum(
         a.sentiment == b.sentiment for a, b in zip(answers["multilingual", "zh"], answers["english", "en"], strict=True)
     )
-    print(f"routed (multilingual on Chinese) vs English model on the translation: {routed}/{len(rows)} agree")
+    print(f"multilingual on Chinese vs English model on the translation: {routed}/{len(rows)} agree")
 
     print()
     header = f"{'model':<14}{'text':<6}{'batch':>6}{'docs/s':>9}{'x base':>8}"

@@ -187,7 +187,11 @@ def run_config(
         FINMON_MODEL__DEVICE="cpu",
         FINMON_MODEL__BATCH_SIZE=str(min(batch, 64)),
         FINMON_MODEL__PATH=str(model),
-        **({} if model == DEFAULT_MODEL_DIR else {"FINMON_MODEL__MULTILINGUAL_PATH": ""}),
+        **(
+            {}
+            if model == DEFAULT_MODEL_DIR
+            else {"FINMON_MODEL__MULTILINGUAL_PATH": "", "FINMON_MODEL__CHINESE_PATH": ""}
+        ),
         **{f"FINMON_TOPICS__{k.upper()}": f"{name}.{k}" for k in ("news", "scored", "dlq", "trends", "alerts")},
         FINMON_TOPICS__ALERTS_DLQ=f"{name}.alerts-dlq",
         FINMON_TOPICS__FEEDBACK=f"{name}.feedback",
@@ -245,7 +249,7 @@ def classifier_alone(model: Path, batch: int, docs: list[dict[str, object]]) -> 
 
     settings = ModelSettings(path=model, device="cpu", batch_size=min(batch, 64), spin=True)  # its best, alone
     if model != DEFAULT_MODEL_DIR:
-        settings = settings.model_copy(update={"multilingual_path": None})
+        settings = settings.model_copy(update={"multilingual_path": None, "chinese_path": None})
     router = Router.from_settings(settings)
     texts = [" ".join(str(d.get(k) or "") for k in ("title", "body")).strip() for d in docs]
     langs = [language_of(str(d.get("lang") or "") or None, t) for d, t in zip(docs, texts, strict=True)]

@@ -149,8 +149,8 @@ class Split:
 
 def three_way_split(examples: list[Example], select_fraction: float, report_fraction: float, seed: int) -> Split:
     """Stratified and seeded: the held-out part (``select_fraction + report_fraction``) is cut as
-    :func:`stratified_split` cuts a validation split, then divided between select and report the same way,
-    so a model trained with ``validation_fraction = select + report`` and this seed never saw either part."""
+    :func:`stratified_split` cuts a held-out part, then divided between select and report the same way,
+    so a model trained on a two-way split of the same held-out size and seed never saw either part."""
     held = select_fraction + report_fraction
     if select_fraction <= 0 or report_fraction <= 0 or held >= 1:
         raise DataError("select and report fractions must be positive and leave examples to train on")
@@ -159,24 +159,22 @@ def three_way_split(examples: list[Example], select_fraction: float, report_frac
     return Split(train, select, report)
 
 
-def stratified_split(
-    examples: list[Example], validation_fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
+def stratified_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Split each label combination with the same fraction, reproducibly for a seed."""
-    if not 0.0 < validation_fraction < 1.0:
-        raise DataError("validation fraction must be between 0 and 1")
+    if not 0.0 < fraction < 1.0:
+        raise DataError("a held-out fraction must be between 0 and 1")
     groups: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
         groups[strata(example)].append(example)
     rng = random.Random(seed)
     train: list[Example] = []
-    validation: list[Example] = []
+    held: list[Example] = []
     for key in sorted(groups):
         members = sorted(groups[key], key=lambda e: dedup_key(e.text))
         rng.shuffle(members)
-        cut = round(len(members) * validation_fraction)
+        cut = round(len(members) * fraction)
         cut = min(max(cut, 1), len(members) - 1) if len(members) >= 2 else 0
-        validation.extend(members[:cut])
+        held.extend(members[:cut])
         train.extend(members[cut:])
     rng.shuffle(train)
-    return train, validation
+    return train, held

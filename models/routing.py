@@ -10,7 +10,7 @@ from typing import Any
 
 from models.runtime import Classifier, Prediction, Timings, check_texts
 from models.settings import ModelSettings
-from models.text import language_of
+from models.text import language_of, script_language
 
 MAIN_LANGUAGES = frozenset({"en"})
 CHINESE = "zh"
@@ -27,7 +27,7 @@ class Router:
     @classmethod
     def from_settings(cls, settings: ModelSettings, **changes: Any) -> Router:
         """The models the settings name; ``changes`` that are not None replace some settings (a
-        command's ``--model`` replaces the main model, ``--device`` applies to both)."""
+        command's ``--model`` replaces the main model, ``--device`` applies to every model)."""
         main = Classifier.from_settings(settings, **changes)
         device = changes.get("device")
         others = [
@@ -57,8 +57,8 @@ class Router:
         language = language_of(lang, text)
         if language in MAIN_LANGUAGES:
             return language, self.main
-        if language == CHINESE and self.chinese is not None:
-            return language, self.chinese
+        if language == CHINESE and self.chinese is not None and script_language(text) == CHINESE:
+            return language, self.chinese  # a zh-tagged text in Latin letters is not what it learned
         return language, self.multilingual or self.main
 
     def predict(

@@ -21,7 +21,7 @@ class ModelSettings(BaseModel):
     multilingual_path: Path | None = Field(
         MULTILINGUAL_MODEL_DIR,
         description="Model folder for documents not in English (by their lang field, or their script "
-        "when it is absent); empty: the main model reads every document.",
+        "when it is absent) other than Chinese when a Chinese model is set; empty: the main model reads them.",
     )
     chinese_path: Path | None = Field(
         CHINESE_MODEL_DIR,

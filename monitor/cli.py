@@ -72,6 +72,13 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    number = int(_number(value, int))
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
+
+
 def fraction(value: str) -> float:
     number = _number(value, float)
     if not 0.0 <= number <= 1.0:

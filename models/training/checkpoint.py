@@ -28,6 +28,11 @@ def read_examples_jsonl(path: Path) -> list[Example]:
 def load_checkpoint(folder: Path) -> tuple[TwoHeadClassifier, dict[str, Any], list[Example], list[Example]]:
     """The trained network, its training record and its labeled select and report splits."""
     missing = [name for name in REQUIRED if not (folder / name).exists()]
+    if "select.jsonl" in missing and (folder / "validation.jsonl").exists():
+        raise ArtifactError(
+            f"checkpoint {folder} was written before the select/report split (it has validation.jsonl): "
+            "split that file into select.jsonl and report.jsonl, or train again"
+        )
     if missing:
         raise ArtifactError(f"checkpoint {folder} lacks {', '.join(missing)}")
     config = AutoConfig.from_pretrained(str(folder / "encoder"), local_files_only=True)

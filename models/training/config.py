@@ -64,6 +64,9 @@ class TrainConfig:
         }
         values = {k: v for k, v in asdict(self).items() if k not in skip}
         values["teacher"] = str(self.teacher) if self.teacher else None
+        if self.report_data:  # the report part is those files, not a fraction of the data
+            values["report_fraction"] = None
+            values["report_data"] = [path.name for path in self.report_data]
         return values
 
 

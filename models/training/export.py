@@ -108,10 +108,12 @@ class Reference:
         return cls([e.text for e in examples], truth, logits)
 
     def accuracy(self, logits: list[np.ndarray]) -> dict[str, float]:
+        """Accuracy of each head the split has labels for (a head it has none for is left out)."""
         result = {}
         for head, scores in zip(("sentiment", "topic"), logits, strict=True):
             pairs = [(t, int(p)) for t, p in zip(self.truth[head], scores.argmax(1), strict=True) if t is not None]
-            result[head] = sum(t == p for t, p in pairs) / len(pairs) if pairs else 1.0
+            if pairs:
+                result[head] = sum(t == p for t, p in pairs) / len(pairs)
         return result
 
     def drop(self, logits: list[np.ndarray]) -> dict[str, float]:
@@ -259,7 +261,7 @@ def quantize_checked(
         return logits, drop
 
     logits, drop = attempt([])
-    if max(drop.values()) <= max_drop:
+    if max(drop.values(), default=0.0) <= max_drop:
         return logits, []
     singles = _planned_nodes(optimized, SENSITIVE)
     best: tuple[float, list[str]] | None = None
@@ -327,7 +329,7 @@ def export_artifact(
         graded = Reference.of(report, _run(session, encoder, [e.text for e in report]))
         report_int8 = _run(_session(int8_path), encoder, graded.texts)
         drop = graded.drop(report_int8)
-        if max(drop.values()) > max_int8_drop:
+        if max(drop.values(), default=0.0) > max_int8_drop:
             lost = ", ".join(f"{head} -{value:.4f}" for head, value in drop.items())
             raise ExportCheckError(
                 f"int8 (planned on select) loses more than {max_int8_drop:.4f} report accuracy against fp32 ({lost})"

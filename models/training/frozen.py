@@ -47,7 +47,7 @@ class CachedLower(Forward):
         self.fill(texts)
 
     def fill(self, texts: Iterable[str]) -> None:
-        """Compute and keep the lower output of every text not yet kept (longest first, in batches)."""
+        """Compute and keep the lower output of every text not yet kept (in batches of similar length)."""
         todo = sorted({t for t in texts if t not in self.states}, key=len)
         was_training = self.model.training
         self.model.eval()

@@ -11,7 +11,6 @@ ONNX Runtime's on the source graph within ``PARITY_ATOL`` on English and Chinese
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -141,7 +140,13 @@ def _heads(graph: onnx.GraphProto, initializers: dict[str, np.ndarray], hidden: 
 
 
 def _epsilon(graph: onnx.GraphProto, initializers: dict[str, np.ndarray]) -> float:
-    """Layer-norm epsilon: the constant added to the variance in the embeddings' layer norm."""
+    """Layer-norm epsilon: the embeddings' LayerNormalization op's attribute, or in a graph that spells
+    the layer norm out, the constant added to the variance."""
+    for node in graph.node:
+        if node.op_type == "LayerNormalization" and node.name.startswith("/embeddings/"):
+            for attribute in node.attribute:
+                if attribute.name == "epsilon":
+                    return float(attribute.f)
     for node in graph.node:
         if node.op_type == "Add" and node.name.startswith("/embeddings/LayerNorm/"):
             for name in node.input:
@@ -152,7 +157,8 @@ def _epsilon(graph: onnx.GraphProto, initializers: dict[str, np.ndarray]) -> flo
 
 
 def import_bert(graph: Path, tokenizer: Path, output: Path, source: dict[str, Any]) -> dict[str, Any]:
-    """Write ``output`` as a ``BertModel`` folder with its tokenizer; returns the import record."""
+    """Write ``output`` as a ``BertModel`` folder with its tokenizer; returns the import record (the
+    caller writes it as ``finmon_import.json`` with the parity check beside it)."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -169,15 +175,13 @@ def import_bert(graph: Path, tokenizer: Path, output: Path, source: dict[str, An
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output))
     shutil.copyfile(tokenizer, output / "tokenizer.json")
-    record = {
+    return {
         **source,
         "onnx_sha256": sha256(graph),
         "tokenizer_sha256": sha256(tokenizer),
         "config": values,
         "weights": "fp32, exactly the graph's",
     }
-    (output / "finmon_import.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return record
 
 
 def parity(graph: Path, folder: Path, texts: Sequence[str]) -> dict[str, Any]:

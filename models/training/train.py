@@ -30,7 +30,9 @@ from models.dataset import (
     stratified_split,
     three_way_split,
 )
+from models.errors import DataError
 from models.evaluate import metrics
+from models.files import BadRow, records
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.text import dedup_key
 from models.tokenize import TextEncoder
@@ -168,11 +170,11 @@ def split_for(examples: list[Example], config: TrainConfig, datasets: list[Any])
         return three_way_split(examples, config.select_fraction, config.report_fraction, config.seed)
     report_rows: list[Example] = []
     for path in config.report_data:
-        for head in ("sentiment", "topic"):
-            try:
-                rows = read_examples(path, head)
-            except ValueError:
-                continue
+        heads = labeled_heads(path)
+        if not heads:
+            raise DataError(f"{path}: a report file needs a sentiment or a topic column")
+        for head in heads:
+            rows = read_examples(path, head)
             report_rows.extend(rows)
             datasets.append({**describe_dataset(path, head, len(rows)), "kind": "report only"})
     report = deduplicate(report_rows)
@@ -182,11 +184,21 @@ def split_for(examples: list[Example], config: TrainConfig, datasets: list[Any])
     return Split(train, select, report)
 
 
+def labeled_heads(path: Path) -> list[str]:
+    """The heads a labeled file names as columns (``sentiment``, ``topic``). A bare ``label`` column
+    does not count here: its values mean one head or the other, and a report must not guess which."""
+    names: set[str] = set()
+    for item in records(path):
+        if not isinstance(item, BadRow):
+            names |= set(item[1])
+    return [head for head in ("sentiment", "topic") if head in names]
+
+
 def add_unlabeled(split: Split, labeled: Sequence[Example], config: TrainConfig, datasets: list[Any]) -> dict[str, int]:
     """Texts without labels, labeled by the teacher where it is sure enough, join the training part only
     (never select or report, whose labels are people's). A text that repeats a labeled one is left out."""
     assert config.teacher is not None
-    seen = {dedup_key(e.text) for e in labeled}
+    seen = {dedup_key(e.text) for e in [*labeled, *split.select, *split.report]}
     texts: list[Example] = []
     for path in config.unlabeled_data:
         rows = read_texts(path)
@@ -287,8 +299,9 @@ def add_report_metrics(
     report: Sequence[Example],
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
-    """Score the report split with the trained network (fp32) and with the shipped int8 runtime, and
-    record both: the figures a reader of the manifest or the README sees."""
+    """Score the report split with the trained network (fp32) and with the int8 runtime as it serves
+    (``Classifier``, its own batches), and record both with every per-class figure: what a reader of the
+    manifest sees. The export measured accuracy alone for its gate; this is the runtime's own account."""
     from models.artifact import write_manifest
     from models.runtime import Classifier
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from models.training.config import DEFAULTS, TrainConfig
-from monitor.cli import existing_dir, existing_file, fraction, output_file, positive_int
+from monitor.cli import existing_dir, existing_file, fraction, non_negative_int, output_file, positive_int
 from monitor.errors import UsageError
 from monitor.settings import Settings
 
@@ -40,6 +41,9 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("give at least one of --sentiment-data, --topic-data, --feedback-data")
     if args.unlabeled_data and not args.teacher:
         raise UsageError("--unlabeled-data needs a --teacher to label it")
+    layers = json.loads((base / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers")
+    if args.freeze_layers and isinstance(layers, int) and args.freeze_layers >= layers:
+        raise UsageError(f"--freeze-layers {args.freeze_layers}: {base} has {layers} layers, freeze fewer")
     given = {name: getattr(args, name) for name in DEFAULTS if hasattr(args, name)}
     config = TrainConfig(
         **given,
@@ -145,7 +149,8 @@ def import_bert(args: argparse.Namespace, settings: Settings) -> int:
     diff = f"max |diff| {check['max_abs_diff']:.2e} (atol {check['atol']:.0e})"
     print(f"hidden states against ONNX Runtime on the graph: {diff}")
     if check["max_abs_diff"] > check["atol"]:
-        print("finmon: error: the imported encoder disagrees with its ONNX graph", file=sys.stderr)
+        shutil.rmtree(args.output)  # not a folder `finmon train` should take
+        print("finmon: error: the imported encoder disagrees with its ONNX graph (folder removed)", file=sys.stderr)
         return 1
     print(f"encoder written to {args.output}: finmon train --base-model {args.output} ...")
     return 0
@@ -233,7 +238,7 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument(
         "--freeze-layers",
-        type=int,
+        type=non_negative_int,
         default=DEFAULTS["freeze_layers"],
         help="keep the embeddings and this many lowest layers fixed; their output is computed once per text",
     )
@@ -268,7 +273,7 @@ def register_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument(
         "--long-examples",
-        type=int,
+        type=non_negative_int,
         default=DEFAULTS["long_examples"],
         help="add this many long texts made of 3-6 training texts of one sentiment (articles, from headlines)",
     )

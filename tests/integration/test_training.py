@@ -376,3 +376,61 @@ def test_a_report_file_replaces_the_report_part_and_long_examples_join_the_train
     assert manifest["hyperparameters"]["long_examples"] == 10
     select = (out / "checkpoint" / "select.jsonl").read_text()
     assert "Initech shares plunge 2%" not in select
+
+
+def test_an_int8_plan_chosen_on_select_that_fails_on_report_is_refused_not_searched_again(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.tokenize import TextEncoder
+    from models.training import export
+    from models.training.checkpoint import load_checkpoint
+
+    model, record, select, report = load_checkpoint(trained / "checkpoint")
+    encoder = TextEncoder.from_file(trained / "checkpoint" / "tokenizer.json", 32)
+    graded = {e.text for e in report}
+    drop = export.Reference.drop
+
+    def report_loses(self: export.Reference, logits: list[np.ndarray]) -> dict[str, float]:
+        # the report split loses a point against fp32 on each head whatever int8 does; select: as measured
+        return dict.fromkeys(("sentiment", "topic"), 0.01) if set(self.texts) == graded else drop(self, logits)
+
+    quantized = []
+    real_int8 = export._int8
+    monkeypatch.setattr(export.Reference, "drop", report_loses)
+    monkeypatch.setattr(export, "_int8", lambda *args: quantized.append(args) or real_int8(*args))
+    with pytest.raises(ExportCheckError, match=r"planned on select\) loses more than 0.0050 report accuracy"):
+        export.export_artifact(
+            model,
+            encoder,
+            trained / "checkpoint" / "tokenizer.json",
+            trained / "refused-report",
+            select,
+            report,
+            record,
+            max_int8_drop=0.005,
+        )
+    assert len(quantized) == 1  # the plan that passed on select, and no other
+
+
+def test_a_report_file_needs_a_column_named_after_a_head_and_unlabeled_texts_never_repeat_it(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sentiment, topic = write_data(trained)
+    out = trained / "reported-unlabeled"
+    args = ["train", "--sentiment-data", str(sentiment), "--topic-data", str(topic), "--output", str(out / "model")]
+    bare = trained / "bare-labels.csv"
+    bare.write_text("text,label\nHooli shares plunge 3% after profit warning,0\n", encoding="utf-8")
+    assert main([*args, "--report-data", str(bare), "--no-progress"]) == 2
+    assert "a report file needs a sentiment or a topic column" in capsys.readouterr().err
+    report = trained / "report-with-heads.csv"
+    report.write_text("text,sentiment\nGlobex beats estimates on strong demand,positive\n", encoding="utf-8")
+    unlabeled = trained / "unlabeled-repeats.csv"
+    unlabeled.write_text("text\nGlobex beats estimates on strong demand\nInitech hires new CFO\n", encoding="utf-8")
+    args += ["--report-data", str(report), "--teacher", str(trained / "model"), "--teacher-threshold", "0"]
+    args += ["--unlabeled-data", str(unlabeled), "--max-steps", "1", *TINY_RUN, "--max-int8-drop", "1"]
+    assert main([*args, "--no-progress"]) == 0
+    manifest = load_artifact(out / "model").manifest
+    assert manifest["teacher_labels"]["unlabeled"]["texts"] == 1  # the report's text is left out
+    assert manifest["hyperparameters"]["report_data"] == ["report-with-heads.csv"]
+    assert manifest["hyperparameters"]["report_fraction"] is None
+    assert set(manifest["export"]["report_accuracy"]) == {"sentiment"}  # no topic labels: no topic figure

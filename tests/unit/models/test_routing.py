@@ -62,11 +62,14 @@ def test_chinese_goes_to_the_chinese_model_and_other_languages_to_the_multilingu
         sentiment_words={"good": "neutral", "bad": "neutral", "flat": "positive"},
     )
     three = Router(router.main, router.multilingual, Classifier.load(chinese, device="cpu"))
-    predictions = three.predict(["good 贵州茅台", "good news", "good", "good"], langs=[None, None, "zh-Hans", "de"])
+    texts = ["good 贵州茅台", "good news", "good 腾讯控股", "good"]
+    predictions = three.predict(texts, langs=[None, None, "zh-Hans", "de"])
     assert [p.model_version for p in predictions] == ["tiny-chinese", "tiny-1", "tiny-chinese", "tiny-multilingual"]
     assert three.version == "tiny-1+tiny-multilingual+tiny-chinese"
+    # a text tagged Chinese but written in Latin letters is not what the Chinese model learned
+    assert three.route("zh", "good news from Shanghai")[1] is three.multilingual
     without = Router(router.main, None, three.chinese)  # no multilingual model: other languages read in English
-    assert [without.route(lang, "good")[1].version for lang in ("zh", "de", "en")] == [
+    assert [without.route(lang, "good 腾讯")[1].version for lang in ("zh", "de", "en")] == [
         "tiny-chinese",
         "tiny-1",
         "tiny-1",

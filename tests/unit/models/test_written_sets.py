@@ -29,9 +29,10 @@ def test_the_training_set_is_labeled_with_finmons_labels_and_has_no_story_of_the
     held_out += [json.loads(line)["text"] for line in (EVALUATION / "zh_news.jsonl").read_text("utf-8").splitlines()]
     keys = {dedup_key(r["text"]) for r in rows}
     assert len(keys) == len(rows) and not keys & {dedup_key(t) for t in held_out}
-    # nor a near copy (another number, another name): at most a third of the 4-character runs shared
+    # nor a near copy (another number, another name, the same headline inside an article): of the
+    # shorter text's 4-character runs, at most 40% are in the other
     for text in held_out:
         grams = _grams(text)
         for row in rows:
             other = _grams(row["text"])
-            assert len(grams & other) / len(grams | other) <= 0.35, (text, row["text"])
+            assert len(grams & other) / min(len(grams), len(other)) <= 0.4, (text, row["text"])
