@@ -27,7 +27,7 @@ KNOWN_DATASETS: dict[str, dict[str, str]] = {
         "name": "Chinese financial news headlines (GitHub JINGEWU/Financial-Sentiment-Analysis data/CH.csv, text only)",
         "license": "MIT",
     },
-    "4383963036a37c2131a0374a75fb695e479a31eafbf544152ab107efce9733f1": {
+    "cac7a618384e8c418cca9341c65f29fb5f619369b6d7f614b01a44ed3c3bfe3a": {
         "name": "finmon's Chinese headlines, written for finmon (docs/chinese-data.md)",
         "license": "Apache-2.0",
     },

@@ -156,12 +156,12 @@ def test_the_chinese_model_is_intact_and_says_where_its_weights_and_labels_came_
 
 
 def test_chinese_articles_and_headlines_get_their_polarity(chinese: Classifier) -> None:
-    """The evaluation set's articles (never trained on): the shipped model reads 24 of 26 right."""
+    """The evaluation set's articles (never trained on): the shipped model reads all 26 right."""
     rows = [json.loads(line) for line in ZH_NEWS.read_text("utf-8").splitlines()]
     articles = [r for r in rows if r["kind"] == "article"]
     predicted = chinese.predict([r["text"] for r in articles])
     right = sum(r["sentiment"] == p.sentiment for r, p in zip(articles, predicted, strict=True))
-    assert right >= 23, right
+    assert right >= 24, right
     polar = [(text, label) for text, label in HEADLINES_ZH if label != "neutral"]
     predictions = chinese.predict([text for text, _ in polar])
     assert sum(p.sentiment == label for p, (_, label) in zip(predictions, polar, strict=True)) >= len(polar) - 1
