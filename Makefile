@@ -18,7 +18,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	sh tests/install-system-packages.sh
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[cpu,demo,train,parquet,dev]'
+	$(PIP) install --quiet -e '.[cpu,demo,ingest,train,parquet,dev]'
 	touch $@
 
 # Apache Kafka's jars from Maven Central, cached outside the clone (a second run is offline).

@@ -19,7 +19,7 @@ from alerts.settings import AlertSettings, masked_url
 from models.settings import ModelSettings
 from monitor.errors import ConfigError
 from monitor.web.settings import WebSettings
-from streams.settings import KafkaSettings, StreamSettings, TopicSettings, WindowSettings
+from streams.settings import IngestSettings, KafkaSettings, StreamSettings, TopicSettings, WindowSettings
 
 
 class Settings(BaseSettings):
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     windows: WindowSettings = WindowSettings()
     alerts: AlertSettings = AlertSettings()
     web: WebSettings = WebSettings()
+    ingest: IngestSettings = IngestSettings()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -37,6 +37,11 @@ class TopicSettings(BaseModel):
     alerts: str = "alerts"
     alerts_dlq: str = "alerts.dlq"
     feedback: str = Field("feedback", description="Analyst corrections from the dashboard (kept: never expire).")
+    ingest_state: str = Field(
+        "news.ingest.state",
+        description="What `finmon ingest` has sent, one record per story (compacted); its partitions bound "
+        "how many ingest replicas share the sources.",
+    )
     partitions: int = Field(1, ge=1, description="Partitions of topics finmon creates (existing ones are kept).")
     replication: int = Field(1, ge=1, description="Replication factor of topics finmon creates.")
 
@@ -109,3 +114,43 @@ class WindowSettings(BaseModel):
     watch_tickers: tuple[str, ...] = Field(
         (), description='Tickers that get their own Prometheus gauges, as JSON (["AAPL", "TSLA"]); keep it short.'
     )
+
+
+class IngestSettings(BaseModel):
+    """`finmon ingest`: the sources file and how politely it polls them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: Path | None = Field(
+        None, description="The sources file (YAML or TOML): feeds, JSON news APIs, sitemaps and page lists."
+    )
+    user_agent: str = Field(
+        "finmon-ingest/1 (financial news monitor; set FINMON_INGEST__USER_AGENT to name your desk and a contact)",
+        description="The User-Agent of every request; say who you are and how a publisher reaches you.",
+    )
+    timeout: float = Field(
+        30.0, gt=0, description="Seconds one request may take in all (connect, headers, body): a trickle ends here."
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect to a host.")
+    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response body read off the wire, in bytes.")
+    max_decompressed_bytes: int = Field(
+        30_000_000, ge=1024, description="Largest body once gzip/deflate is undone (a gzip bomb stops here)."
+    )
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per request (a loop ends here).")
+    host_interval: float = Field(
+        1.0, ge=0, description="Least seconds between two requests to one host (every source and page on it)."
+    )
+    backoff_base: float = Field(30.0, gt=0, description="First wait after a failed poll; doubles per failure.")
+    backoff_max: float = Field(3600.0, gt=0, description="Longest wait after failures or a Retry-After.")
+    gone_after: int = Field(
+        3, ge=1, description="Consecutive 404/410 answers after which a source is taken as gone and no longer polled."
+    )
+    robots: bool = Field(True, description="Honour robots.txt for article pages, sitemaps and page lists.")
+    max_articles: int = Field(
+        50, ge=1, description="Article pages fetched per source and poll; the rest wait for the next poll."
+    )
+    state_retention_days: float = Field(
+        30.0, gt=0, description="How long the ingest state remembers a story (longer than any feed keeps an item)."
+    )
+    web_host: str = Field("127.0.0.1", description="Bind address of the ingester's /metrics and /health.")
+    web_port: int = Field(6068, ge=0, le=65535)

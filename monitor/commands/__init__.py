@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from monitor.commands import batch, config, feedback, model, stream
+from monitor.commands import batch, config, feedback, ingest, model, stream
 
 Register = Callable[[Any], None]
 
-REGISTRY: list[Register] = [*model.REGISTER, *stream.REGISTER, *batch.REGISTER, *feedback.REGISTER, *config.REGISTER]
+REGISTRY: list[Register] = [
+    *model.REGISTER,
+    *stream.REGISTER,
+    *ingest.REGISTER,
+    *batch.REGISTER,
+    *feedback.REGISTER,
+    *config.REGISTER,
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
@@ -178,3 +180,85 @@ class WorkerMetrics:
         self.model_info.labels(version=version, provider=provider, precision=precision).set(1)
         self.gpu_requested.set(1 if requested == "cuda" else 0)
         self.model_loaded.set(1)
+
+
+class IngestMetrics:
+    """``finmon ingest``'s metrics, per source (the sources file bounds the label)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.fetched = Counter(
+            "finmon_ingest_items_fetched_total", "Items found in a source's answers.", ["source"], registry=registry
+        )
+        self.new = Counter(
+            "finmon_ingest_items_new_total", "Stories sent to the news topic.", ["source"], registry=registry
+        )
+        self.duplicate = Counter(
+            "finmon_ingest_items_duplicate_total",
+            "Items already sent before (by this replica, another one or an earlier run).",
+            ["source"],
+            registry=registry,
+        )
+        self.invalid = Counter(
+            "finmon_ingest_items_invalid_total",
+            "Items with neither a title nor any text, skipped.",
+            ["source"],
+            registry=registry,
+        )
+        self.polls = Counter(
+            "finmon_ingest_polls_total",
+            "Polls of a source, by outcome (ok, not_modified, failed).",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "finmon_ingest_failures_total",
+            "Failed requests and bodies, by source and reason (timeout, too_large, http_404, malformed, robots, ...).",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.pages = Counter(
+            "finmon_ingest_pages_total",
+            "Article pages fetched for their text, by outcome (ok, robots, failed, empty).",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "finmon_ingest_last_success_timestamp_seconds",
+            "When a poll of the source last succeeded (or this replica took the source over).",
+            ["source"],
+            registry=registry,
+        )
+        self.interval = Gauge(
+            "finmon_ingest_poll_interval_seconds", "The source's poll interval.", ["source"], registry=registry
+        )
+        self.gone = Gauge(
+            "finmon_ingest_source_gone",
+            "1 once a source answered 404/410 too often and is no longer polled.",
+            ["source"],
+            registry=registry,
+        )
+        self.owned = Gauge(
+            "finmon_ingest_sources_owned",
+            "Sources this replica polls (the others' are polled elsewhere).",
+            registry=registry,
+        )
+        self.state_records = Gauge(
+            "finmon_ingest_state_stories",
+            "Stories this replica knows as sent (the state topic as read, and its own sends).",
+            registry=registry,
+        )
+
+    def take(self, source: str, interval: float, now: float) -> None:
+        """A source this replica now polls: its series start (zero counts, the time it was taken over)."""
+        for counter in (self.fetched, self.new, self.duplicate, self.invalid):
+            counter.labels(source=source)
+        self.last_success.labels(source=source).set(now)
+        self.interval.labels(source=source).set(interval)
+        self.gone.labels(source=source).set(0)
+
+    def drop(self, source: str) -> None:
+        """A source another replica polls now: its gauges leave this one's page."""
+        for gauge in (self.last_success, self.interval, self.gone):
+            with contextlib.suppress(KeyError):
+                gauge.remove(source)

@@ -58,6 +58,7 @@ class Pipeline:
             "alerts": f"{self.name}.alerts",
             "alerts_dlq": f"{self.name}.alerts-dlq",
             "feedback": f"{self.name}.feedback",
+            "ingest_state": f"{self.name}.ingest-state",
         }
 
     def env(self) -> dict[str, str]:

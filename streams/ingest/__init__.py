@@ -1,0 +1,1 @@
+"""Feeds, article pages and news APIs into the news topic (`finmon ingest`)."""
