@@ -193,7 +193,7 @@ class Publishers:
             app = web.Application()
             app["host"] = host
             app.router.add_route("GET", "/{tail:.*}", self.handle)
-            runner = web.AppRunner(app, access_log=None)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # a hanging route ends
             self.loop.run_until_complete(runner.setup())
             self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
             self._runners.append(runner)

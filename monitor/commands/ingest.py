@@ -32,7 +32,8 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
 
         from streams.ingest.sources import load_sources
     except ImportError as exc:
-        raise UsageError(f"finmon ingest needs the ingest extra ({exc.name} is missing): pip install 'finmon[ingest]'")
+        missing = f"finmon ingest needs the ingest extra ({exc.name} is missing): pip install 'finmon[ingest]'"
+        raise UsageError(missing) from None
 
     sources = load_sources(sources_path(args, settings))
     if args.check:

@@ -198,8 +198,8 @@ class Client:
             except FetchError as exc:
                 host.failures += 1
                 pause = backoff(host.failures, self.settings.backoff_base, self.settings.backoff_max, self.rng)
-                if exc.retry_after is not None:
-                    pause = min(self.settings.backoff_max, max(pause, exc.retry_after))
+                if exc.retry_after is not None:  # the host said when: that, not a guess
+                    pause = min(self.settings.backoff_max, exc.retry_after)
                 if exc.reason in ("http_404", "http_410", "robots", "too_large", "bad_encoding"):
                     pause = 0.0  # the host answered; this one address is the trouble
                     host.failures = 0
