@@ -410,3 +410,68 @@ def test_a_bad_sources_file_is_one_line_naming_file_and_line(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert f"{path}:7: sources[1].url:" in result.stderr
+
+
+def test_prometheus_raises_the_silent_and_gone_source_rules_on_a_live_ingester(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The deploy/ rules, as shipped (``for`` set to 0 s), on a real Prometheus scraping a real ingester."""
+    import shutil
+
+    import yaml
+
+    from tests.integration.test_observability import DEPLOY, Service, binary, query
+
+    with Publishers(["ok", "down", "gone"]) as pubs:
+        pubs.serve("ok", "/feed", Route(rss([Item("Steady news", "/1", "ok-1", rfc822(NOW))]).encode()))
+        pubs.serve("down", "/feed", Route(status=500))
+        pubs.serve("gone", "/feed", Route(status=410))
+        path = write_sources(
+            tmp_path, [{"name": n, "kind": "rss", "url": pubs.url(n, "/feed")} for n in ("ok", "down", "gone")], 1
+        )
+        port, prom_port = free_port(), free_port()
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        alerting = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "finmon-alerts.yml").read_text())
+        for rule in alerting["groups"][0]["rules"]:
+            rule["for"] = "0s"
+        (rules / "finmon-alerts.yml").write_text(yaml.safe_dump(alerting))
+        shutil.copy(DEPLOY / "prometheus" / "rules" / "finmon-recording.yml", rules)
+        config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config["rule_files"] = [str(rules / "*.yml")]
+        del config["alerting"]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        jobs["finmon-ingest"]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+        config["scrape_configs"] = [jobs["finmon-ingest"]]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        ingest = start_ingest(pipeline, ingest_env(pipeline, path, port), "ingest.log")
+        prometheus = Service(
+            [
+                binary("prometheus"),
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            prom_port,
+            tmp_path / "prom.log",
+        )
+        try:
+            prometheus.wait("/-/ready")
+            wait_for(lambda: ready(port), "the ingester did not become ready")
+
+            def firing() -> set[tuple[str, str]]:
+                result = query(prometheus, 'ALERTS{alertstate="firing"}')["data"]["result"]
+                return {(r["metric"]["alertname"], r["metric"].get("source", "")) for r in result}
+
+            wait_for(
+                lambda: {("FinmonIngestSourceSilent", "down"), ("FinmonIngestSourceGone", "gone")} <= firing(),
+                "Prometheus did not raise the ingest rules",
+                timeout=60,
+            )
+            assert ("FinmonIngestSourceSilent", "ok") not in firing()
+            assert ("FinmonIngestSourceGone", "down") not in firing()
+            assert ("FinmonIngestDown", "") not in firing()
+        finally:
+            prometheus.stop()
+            stop(ingest)

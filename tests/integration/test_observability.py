@@ -142,6 +142,7 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
     prom_config["rule_files"] = [str(rules / "*.yml")]
     prom_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{am_port}"]
     prom_config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{pipeline.web_port}"]
+    prom_config["scrape_configs"] = prom_config["scrape_configs"][:1]  # the worker's job; no ingester runs here
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
     with contextlib.ExitStack() as cleanup:  # every process is stopped, even if stopping another fails
         cleanup.callback(receiver.__exit__)
