@@ -149,3 +149,22 @@ def test_the_compose_prometheus_config_passes_promtool() -> None:
     finally:
         shutil.rmtree(rules)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_ingester_is_deployed_with_a_valid_sources_file_and_probes_on_its_own_port(tmp_path: Path) -> None:
+    from streams.ingest.sources import load_sources
+
+    documents = {(d["kind"], d["metadata"]["name"]): d for _, d in manifests()}
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(documents[("ConfigMap", "finmon-sources")]["data"]["sources.yaml"])
+    assert [s.name for s in load_sources(sources)] == ["sec-press", "fed-press"]
+    pod = documents[("Deployment", "finmon-ingest")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["ingest"] and container["ports"][0]["containerPort"] == 6068
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "sources")
+    assert env["FINMON_INGEST__SOURCES"] == f"{mount}/sources.yaml"
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())["services"]["ingest"]
+    assert compose["command"] == ["ingest"] and "6068" in compose["healthcheck"]["test"][-1]
+    scrape = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())["scrape_configs"]
+    assert any(job["job_name"] == "finmon-ingest" for job in scrape)

@@ -112,3 +112,13 @@ def test_an_empty_or_missing_file_says_so(tmp_path: Path) -> None:
         load_sources(write(tmp_path, "- just a list\n"))
     with pytest.raises(SourcesError, match=r"sources: List should have at least 1 item"):
         load_sources(write(tmp_path, "sources: []\n"))
+
+
+def test_the_sample_sources_file_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIRE_API_TOKEN", "x")
+    sample = Path(__file__).resolve().parents[4] / "deploy" / "ingest" / "sources.example.yaml"
+    sources = load_sources(sample)
+    assert {s.kind for s in sources} == {"rss", "json", "sitemap", "pages"}
+    monkeypatch.delenv("WIRE_API_TOKEN")
+    with pytest.raises(SourcesError, match="needs the environment variable WIRE_API_TOKEN"):
+        load_sources(sample)
