@@ -25,10 +25,12 @@ def env(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def acls(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.cluster.acls import kafka_acls_commands, required_grants
+    from streams.cluster.acls import ingest_grants, kafka_acls_commands, required_grants
 
-    grants = required_grants(settings.topics, settings.stream, create_topics=not args.no_create)
-    print("# Kafka ACLs for finmon (topics and application id from the current settings).")
+    needs = ingest_grants if args.ingest else required_grants
+    grants = needs(settings.topics, settings.stream, create_topics=not args.no_create)
+    who = "finmon ingest" if args.ingest else "finmon"
+    print(f"# Kafka ACLs for {who} (topics and application id from the current settings).")
     print("# BOOTSTRAP: the cluster; ADMIN_CONFIG: client properties of a principal allowed to alter ACLs.")
     print("\n".join(kafka_acls_commands(grants, args.principal)))
     return 0
@@ -44,6 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acl = actions.add_parser("acls", help="print the kafka-acls.sh commands that grant finmon what it needs")
     acl.add_argument("--principal", default="User:finmon", help="the principal finmon runs as (User:NAME)")
     acl.add_argument("--no-create", action="store_true", help="an operator creates the pipeline's topics")
+    acl.add_argument(
+        "--ingest", action="store_true", help="the ACLs of finmon ingest (run it as a principal of its own)"
+    )
     acl.set_defaults(handler=acls)
 
 

@@ -54,13 +54,12 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def prepare(settings: Settings) -> None:
-    """The pipeline's topics and the compacted state topic, created when missing."""
+    """The news topic and the compacted state topic, created when missing."""
     from streams.cluster.topics import ensure_topics
     from streams.ingest.service import state_topic_config
 
-    created = ensure_topics(
-        settings.kafka, settings.topics, {settings.topics.ingest_state: state_topic_config(settings.ingest)}
-    )
+    state = {settings.topics.ingest_state: state_topic_config(settings.ingest)}
+    created = ensure_topics(settings.kafka, settings.topics, state, pipeline=False)
     if created:
         print(f"finmon: created topics {', '.join(created)}", flush=True)
 

@@ -20,7 +20,7 @@ from streams.settings import StreamSettings, TopicSettings
 class Grant:
     """Allow ``operation`` on a topic or group, by its literal name or by a name prefix."""
 
-    resource: str  # topic | group
+    resource: str  # topic | group | transactional-id
     name: str
     pattern: str  # literal | prefixed
     operation: str  # Read | Write | Create | Describe
@@ -43,6 +43,18 @@ def required_grants(topics: TopicSettings, stream: StreamSettings, create_topics
     grants += [Grant("topic", internal, "prefixed", op) for op in ("Create", "Describe", "Read", "Write")]
     for name, pattern in [(stream.app_id, "literal"), (internal, "prefixed")]:  # the worker's, `finmon alerts`'s
         grants += [Grant("group", name, pattern, op) for op in ("Describe", "Read")]
+    return sorted(set(grants))
+
+
+def ingest_grants(topics: TopicSettings, stream: StreamSettings, create_topics: bool = True) -> list[Grant]:
+    """What ``finmon ingest`` needs, for a principal of its own: Write on news, its state topic, its
+    group, and its transactional ids (one per state partition: the fencing of a replica that hung)."""
+    create = ["Create"] if create_topics else []
+    grants = [Grant("topic", topics.news, "literal", op) for op in ("Describe", "Write", *create)]
+    grants += [Grant("topic", topics.ingest_state, "literal", op) for op in ("Describe", "Read", "Write", *create)]
+    group = f"{stream.app_id}-ingest"
+    grants += [Grant("group", group, "literal", op) for op in ("Describe", "Read")]
+    grants += [Grant("transactional-id", f"{group}-", "prefixed", op) for op in ("Describe", "Write")]
     return sorted(set(grants))
 
 

@@ -42,13 +42,17 @@ def client_options(kafka: KafkaSettings) -> dict[str, object]:
 
 
 def ensure_topics(
-    kafka: KafkaSettings, topics: TopicSettings, internal: dict[str, dict[str, str]] | None = None
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    internal: dict[str, dict[str, str]] | None = None,
+    pipeline: bool = True,
 ) -> list[str]:
     """Create the pipeline's topics that do not exist yet, and wait until the cluster serves them;
     return the ones created here (another worker may create some at the same moment).
 
     The feedback topic never expires: analysts' corrections are training data. ``internal``: the
-    worker's own topics, each with its configuration (a compacted changelog).
+    worker's own topics, each with its configuration (a compacted changelog). ``pipeline=False``:
+    the news topic and ``internal`` only (``finmon ingest``, which may hold no right on the others).
     """
     try:
         admin = KafkaAdminClient(**client_options(kafka))
@@ -58,6 +62,8 @@ def ensure_topics(
         existing = set(admin.list_topics())
         wanted = [topics.news, topics.scored, topics.dlq, topics.trends, topics.alerts, topics.alerts_dlq]
         configs = {topics.feedback: {"retention.ms": "-1"}, **(internal or {})}
+        if not pipeline:
+            wanted, configs = [topics.news], dict(internal or {})
         missing = [name for name in [*wanted, *configs] if name not in existing]
         if not missing:
             return []

@@ -38,7 +38,7 @@ from streams.worker.metrics import IngestMetrics
 
 log = logging.getLogger("streams.ingest")
 SITEMAPS_PER_POLL = 10
-SEND_STOP_SECONDS = 20.0  # what a poll's transaction may still take when its source is taken away
+SEND_STOP_SECONDS = 10.0  # what a poll's transaction may still take when its source is taken away
 GONE = ("http_404", "http_410")
 
 
@@ -350,18 +350,19 @@ class Ingester:
             log.warning("closing the producer of partition %d: %r", partition, exc)
 
     async def stop(self) -> None:
-        """Sources first (a transaction under way ends), then the clients; each bounded."""
+        """Sources first (a transaction under way ends, or is abandoned after SEND_STOP_SECONDS: never
+        committed, so never read), then the Kafka clients together, each bounded: within the stop deadline."""
         await self._stop_sources()
-        for partition in list(self.producers):
-            await self._close_producer(partition)
-        for consumer in (self.consumer, self.reader):  # the group's leaves it: another replica takes over now
-            if consumer is None:
-                continue
+        await asyncio.gather(*(self._close_producer(p) for p in list(self.producers)))
+
+        async def close(consumer: AIOKafkaConsumer) -> None:
             try:
                 async with asyncio.timeout(5.0):
-                    await consumer.stop()
+                    await consumer.stop()  # the group's leaves it: another replica takes the sources now
             except (TimeoutError, KafkaError) as exc:
                 log.warning("closing a state consumer: %r", exc)
+
+        await asyncio.gather(*(close(c) for c in (self.consumer, self.reader) if c is not None))
         await self.client.close()
 
     # --- HTTP side ------------------------------------------------------------------------------

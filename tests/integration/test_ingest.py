@@ -391,6 +391,7 @@ def test_restarts_a_second_replica_and_a_kill_mid_stream_never_send_a_story_twic
                 stop(b)
     ids = Counter(r["id"] for r in records)
     titles = Counter(r["title"] for r in records)
+    print(f"replicas: {published} stories published, {len(records)} records on news, {len(ids)} distinct ids")
     assert [i for i, n in ids.items() if n > 1] == [], "a story was sent twice"
     assert [t for t, n in titles.items() if n > 1] == []
     assert len(records) == published, f"{len(records)} on news of {published} published"

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from tests.feeds import Item, Publishers, Route, rss
 from tests.integration.conftest import (
     Pipeline,
     Receiver,
@@ -307,10 +308,16 @@ def test_a_broker_that_stops_answering_for_a_while_loses_nothing(pipeline: Pipel
 def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
     pipeline: Pipeline, tmp_path: Path, fault: str
 ) -> None:
-    """A worker (delivering to a webhook), the dashboard and `finmon alerts` run on a broker that is
-    then SIGKILLed (connections refused) or SIGSTOPped (connections hang) with work in flight: each
-    process stops within 30 s of SIGTERM, by itself, and says what it left."""
-    with KafkaCluster(tmp_path / "own-kafka") as own, Receiver(hang_first=10**9) as hanging:
+    """A worker (delivering to a webhook), the dashboard, `finmon alerts` and `finmon ingest` (a request
+    hanging) run on a broker that is then SIGKILLed (connections refused) or SIGSTOPped (connections
+    hang) with work in flight: each process stops within 30 s of SIGTERM, by itself, and says what it left."""
+    with (
+        KafkaCluster(tmp_path / "own-kafka") as own,
+        Receiver(hang_first=10**9) as hanging,
+        Publishers(["steady", "hangs"]) as publishers,
+    ):
+        publishers.serve("steady", "/feed", Route(rss([Item("Steady", "/1", "s-1", None)]).encode()))
+        publishers.serve("hangs", "/feed", Route(behaviour="hang"))  # a request in flight at SIGTERM
         node = own.nodes[0]
         assert node.process is not None
         isolated = dataclasses.replace(pipeline, url=own.url)
@@ -324,6 +331,19 @@ def test_every_process_stops_within_30_s_of_sigterm_whatever_the_broker_does(
             delivery.extra_env["FINMON_ALERTS__TARGETS"] = json.dumps([{"url": hanging.url, "name": "hangs-too"}])
             processes["alerts"] = delivery.start("alerts")
             wait_for(lambda: delivery.delivers_alerts(), "finmon alerts started delivering", 60)
+            ingest_port = free_port()
+            sources = tmp_path / "sources.yaml"
+            sources.write_text(
+                "sources:\n"
+                f"  - {{name: steady, kind: rss, url: '{publishers.url('steady', '/feed')}', interval: 1}}\n"
+                f"  - {{name: hangs, kind: rss, url: '{publishers.url('hangs', '/feed')}', interval: 1}}\n"
+            )
+            ingesting = dataclasses.replace(isolated, extra_env=dict(isolated.extra_env))
+            ingesting.extra_env.update(
+                {"FINMON_INGEST__SOURCES": str(sources), "FINMON_INGEST__WEB_PORT": str(ingest_port)}
+            )
+            processes["ingest"] = ingesting.start("ingest")
+            wait_for(lambda: len(publishers.hits("steady", "/feed")) >= 2, "finmon ingest polls its sources", 60)
             isolated.produce([encode(d) for d in good_documents(20)])
             isolated.consume("scored", lambda r: len(r) >= 20)
             isolated.produce([(b"a1", json.dumps(make_alert("a1")).encode())], topic="alerts")
