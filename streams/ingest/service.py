@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -85,6 +86,12 @@ def news_record(
     if len(story.title) + len(story.body) > len(title) + len(body):
         record["truncated"] = True
     return record
+
+
+def _same_host(source: Source, url: str, headers: dict[str, str]) -> dict[str, str] | None:
+    """The source's headers (its credentials) go to its own host only, never to a page elsewhere."""
+    own = {urlsplit(address).netloc.lower() for address in (source.url, *source.urls) if address}
+    return headers if headers and urlsplit(url).netloc.lower() in own else None
 
 
 def _script(text: str) -> str | None:
@@ -426,7 +433,7 @@ class Ingester:
                 continue
             fetched += 1
             try:
-                response = await self.client.get(story.url, headers if needs_page else None, robots=True)
+                response = await self.client.get(story.url, _same_host(source, story.url, headers), robots=True)
                 page = (
                     None
                     if response.not_modified

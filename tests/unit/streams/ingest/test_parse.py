@@ -175,3 +175,15 @@ def test_a_record_says_where_its_time_came_from_and_stays_within_the_text_limit(
     record = news_record(FEED, dated, "id-2", fetched, max_chars=100, url=FEED.url or "")
     assert record["published_at"] == "2026-12-07T09:00:00.000Z" and record["published_at_from"] == "item"
     assert "truncated" not in record and "url" not in record and record["lang"] == "en"
+
+
+def test_a_sources_credentials_go_to_its_own_hosts_only() -> None:
+    from streams.ingest.service import _same_host
+
+    sitemap = Source(name="portal", kind="sitemap", url="https://portal.example/sitemap.xml", headers={"A": "b"})
+    secret = {"Authorization": "Bearer s"}
+    assert _same_host(sitemap, "https://portal.example/n/1", secret) == secret
+    assert _same_host(sitemap, "https://elsewhere.example/n/1", secret) is None
+    pages = Source(name="ir", kind="pages", urls=("https://ir.example/1", "https://news.example/2"))
+    assert _same_host(pages, "https://news.example/2", secret) == secret
+    assert _same_host(pages, "https://news.example/2", {}) is None
