@@ -63,6 +63,11 @@ def test_bodies_decode_by_header_declaration_or_detection() -> None:
     assert decode(title.encode("gbk"), declared=b"gb2312")[0] == title  # GB2312 declared, GBK sent
     big5 = "臺灣股市大漲，外資買超創新高"
     assert decode(big5.encode("big5"), "application/rss+xml; charset=big5")[0] == big5
+    feed = rss(
+        [Item("臺灣股市大漲，外資買超創新高", "/c/1", None, None), Item("鴻海第三季營收創新高", "/c/2", None, None)],
+        encoding=None,
+    )
+    assert decode(feed.encode("big5"))[0] == feed  # a whole Big5 feed, nothing declared: detected
     assert decode("Café".encode("cp1252"), "text/html; charset=iso-8859-1")[0] == "Café"
     assert decode(b"\xef\xbb\xbfplain")[0] == "plain"
 
