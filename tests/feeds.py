@@ -116,7 +116,7 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     etag: bool = False  # answer If-None-Match with 304
-    behaviour: str = ""  # hang, trickle, loop, huge, bomb, limited, auth
+    behaviour: str = ""  # hang, trickle, loop, redirect (to headers["Location"]), huge, bomb, limited, auth
     token: str = ""
 
 
@@ -152,6 +152,8 @@ class Publishers:
             await asyncio.sleep(3600)
         if route.behaviour == "loop":
             raise web.HTTPFound(request.path)
+        if route.behaviour == "redirect":
+            raise web.HTTPFound(route.headers["Location"])
         if route.behaviour == "limited" and len(self.requests[(host, request.path)]) == 1:
             return web.Response(status=429, headers={"Retry-After": route.headers.get("Retry-After", "2")})
         if route.behaviour == "auth" and request.headers.get("Authorization") != f"Bearer {route.token}":

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,10 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
     require_broker(settings)
     prepare(settings)
     deadline = StopDeadline("ingest")
-    asyncio.run(serve(settings, sources, deadline))
+    failure = asyncio.run(serve(settings, sources, deadline))
+    if failure:
+        print(f"finmon ingest: stopped by itself: {failure}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -64,7 +68,8 @@ def prepare(settings: Settings) -> None:
         print(f"finmon: created topics {', '.join(created)}", flush=True)
 
 
-async def serve(settings: Settings, sources: list[Any], deadline: Any) -> None:
+async def serve(settings: Settings, sources: list[Any], deadline: Any) -> str | None:
+    """Run the ingester and its web endpoint until a signal, or until it stops itself (the reason)."""
     from aiohttp import web
     from prometheus_client import CollectorRegistry
     from prometheus_client.aiohttp import make_aiohttp_handler
@@ -116,6 +121,7 @@ async def serve(settings: Settings, sources: list[Any], deadline: Any) -> None:
     finally:
         await runner.cleanup()
     print("finmon ingest: stopped", flush=True)
+    return ingester.failure
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -84,6 +84,11 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def backoff(failures: int, base: float, cap: float, rng: random.Random) -> float:
@@ -158,8 +163,8 @@ class Client:
         self.session = aiohttp.ClientSession(
             auto_decompress=False,
             headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout, connect=self.settings.connect_timeout),
-            connector=aiohttp.TCPConnector(limit=32, limit_per_host=2, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(connect=self.settings.connect_timeout),  # the whole: asyncio.timeout
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=2, ttl_dns_cache=300),
         )
 
     async def close(self) -> None:
@@ -207,58 +212,71 @@ class Client:
                 raise
             host.failures = 0
             host.next_at = self.clock() + self.settings.host_interval
-        if conditional and response.status == 200 and (response.etag or response.last_modified):
-            self.validators[url] = (response.etag, response.last_modified)
         return response
 
+    def remember(self, url: str, response: Response) -> None:
+        """Keep a response's ETag and Last-Modified for the next conditional GET of ``url``: only once
+        what it held was delivered, so that a 304 never stands for stories that were not sent."""
+        if response.status == 200 and (response.etag or response.last_modified):
+            self.validators[url] = (response.etag, response.last_modified)
+
     async def _request(self, url: str, headers: dict[str, str]) -> Response:
+        """One GET, redirects followed here (at most max_redirects): the caller's headers (credentials,
+        validators) go only to the origin they were meant for, never on to another scheme or host."""
         assert self.session is not None
+        current, hops = url, 0
         try:
             async with asyncio.timeout(self.settings.timeout):
-                async with self.session.get(
-                    url, headers=headers, allow_redirects=True, max_redirects=self.settings.max_redirects
-                ) as response:
-                    if response.status == 304:
-                        return Response(str(response.url), 304, "", b"")
-                    if response.status >= 400:
-                        raise FetchError(
-                            f"http_{response.status}",
-                            f"HTTP {response.status} {response.reason or ''}".strip(),
-                            status=response.status,
-                            retry_after=retry_after_seconds(response.headers.get("Retry-After"))
-                            if response.status in (429, 503)
-                            else None,
-                        )
-                    length = response.content_length
-                    if length is not None and length > self.settings.max_bytes:
-                        raise FetchError("too_large", f"Content-Length {length:,} is over {self.settings.max_bytes:,}")
-                    decoder = Decoder(
-                        response.headers.get("Content-Encoding", ""), self.settings.max_decompressed_bytes
-                    )
-                    read = 0
-                    async for chunk in response.content.iter_chunked(CHUNK):
-                        read += len(chunk)
-                        if read > self.settings.max_bytes:
-                            raise FetchError("too_large", f"more than {self.settings.max_bytes:,} bytes")
-                        decoder.feed(chunk)
-                    return Response(
-                        str(response.url),
-                        response.status,
-                        response.headers.get("Content-Type", ""),
-                        decoder.body(),
-                        response.headers.get("ETag"),
-                        response.headers.get("Last-Modified"),
-                    )
+                while True:
+                    sent = headers if origin(current) == origin(url) else {}
+                    async with self.session.get(current, headers=sent, allow_redirects=False) as response:
+                        location = response.headers.get("Location")
+                        if response.status in (301, 302, 303, 307, 308) and location:
+                            hops += 1
+                            if hops > self.settings.max_redirects:
+                                raise FetchError("redirects", f"more than {self.settings.max_redirects} redirects")
+                            current = urljoin(current, location)
+                            continue
+                        return await self._read(response)
         except TimeoutError:
             raise FetchError("timeout", f"no whole answer within {self.settings.timeout:g} s") from None
-        except aiohttp.TooManyRedirects:
-            raise FetchError("redirects", f"more than {self.settings.max_redirects} redirects") from None
-        except aiohttp.InvalidURL as exc:
+        except (aiohttp.InvalidURL, ValueError) as exc:
             raise FetchError("bad_url", f"cannot follow {exc}") from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
             raise FetchError("protocol", f"{type(exc).__name__}: {exc}") from None
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise FetchError("connection", f"{type(exc).__name__}: {exc}") from None
+
+    async def _read(self, response: aiohttp.ClientResponse) -> Response:
+        if response.status == 304:
+            return Response(str(response.url), 304, "", b"")
+        if response.status >= 400:
+            raise FetchError(
+                f"http_{response.status}",
+                f"HTTP {response.status} {response.reason or ''}".strip(),
+                status=response.status,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+                if response.status in (429, 503)
+                else None,
+            )
+        length = response.content_length
+        if length is not None and length > self.settings.max_bytes:
+            raise FetchError("too_large", f"Content-Length {length:,} is over {self.settings.max_bytes:,}")
+        decoder = Decoder(response.headers.get("Content-Encoding", ""), self.settings.max_decompressed_bytes)
+        read = 0
+        async for chunk in response.content.iter_chunked(CHUNK):
+            read += len(chunk)
+            if read > self.settings.max_bytes:
+                raise FetchError("too_large", f"more than {self.settings.max_bytes:,} bytes")
+            decoder.feed(chunk)
+        return Response(
+            str(response.url),
+            response.status,
+            response.headers.get("Content-Type", ""),
+            decoder.body(),
+            response.headers.get("ETag"),
+            response.headers.get("Last-Modified"),
+        )
 
     async def allowed(self, url: str) -> bool:
         """Whether robots.txt lets finmon fetch ``url`` (read once an hour per host)."""

@@ -39,6 +39,7 @@ SUPERSETS = {  # what publishers declare -> the codec that reads what they actua
     "us-ascii": "utf-8",
     "ascii": "utf-8",
 }
+SINGLE_BYTE = {"cp1252", "latin_1", "iso8859-15", "iso8859-2"}
 _DECLARATION = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+)([\"'])", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
@@ -92,15 +93,15 @@ def codec(name: str | None) -> str | None:
 
 
 def decode(body: bytes, content_type: str = "", declared: bytes | None = None) -> tuple[str, str]:
-    """The text of ``body`` and the codec that read it: a BOM, the HTTP charset, the document's own
-    declaration, UTF-8, then detection (charset_normalizer); never fails (replacement as a last resort)."""
+    """The text of ``body`` and the codec that read it: a BOM, the document's own declaration, the HTTP
+    charset, UTF-8, a declared single-byte charset (it reads any bytes, so it comes after UTF-8: servers
+    default to ISO-8859-1 over UTF-8 feeds), then detection (charset_normalizer); never fails."""
     for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if body.startswith(bom):
             return body.decode(name, errors="replace"), name
-    candidates = [codec(charset_of(content_type)), codec(declared.decode("ascii") if declared else None), "utf-8"]
+    named = [codec(declared.decode("ascii") if declared else None), codec(charset_of(content_type))]
+    candidates = [c for c in named if c and c not in SINGLE_BYTE] + ["utf-8"] + [c for c in named if c in SINGLE_BYTE]
     for candidate in candidates:
-        if candidate is None:
-            continue
         try:
             return body.decode(candidate), candidate
         except UnicodeDecodeError:
@@ -120,6 +121,77 @@ def xml_text(body: bytes, content_type: str) -> bytes:
     return _DECLARATION.sub(rb"\1utf-8\3", data, count=1)
 
 
+BLOCK = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "blockquote", "hr", "ul", "ol"}
+HTML_TAGS = {
+    *[
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "big",
+        "body",
+        "center",
+        "cite",
+        "code",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "head",
+        "html",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "mark",
+        "nobr",
+        "q",
+        "s",
+        "samp",
+    ],
+    *[
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "time",
+        "tt",
+        "u",
+        "var",
+        "wbr",
+        "figure",
+        "figcaption",
+        "caption",
+    ],
+    *[
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "picture",
+        "source",
+        "video",
+        "audio",
+        "iframe",
+        "meta",
+        "link",
+        "title",
+    ],
+    "script",
+    "style",
+}
+
+
 class _Text(HTMLParser):
     """The text of an HTML fragment: tags dropped, entities resolved, scripts and styles skipped."""
 
@@ -131,12 +203,19 @@ class _Text(HTMLParser):
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag in ("script", "style"):
             self.skip += 1
-        elif tag in ("p", "br", "div", "li", "h1", "h2", "h3", "tr"):
+        elif tag in BLOCK:
             self.parts.append(" ")
+        elif tag not in HTML_TAGS:  # not markup: a Reuters-style <GOOGL.O>, a <note>; text, kept
+            self.handle_data(self.get_starttag_text() or "")
+
+    def handle_startendtag(self, tag: str, attrs: Any) -> None:
+        self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self.skip:
             self.skip -= 1
+        elif tag not in HTML_TAGS and tag not in BLOCK:
+            self.handle_data(f"</{tag}>")
 
     def handle_data(self, data: str) -> None:
         if not self.skip:
@@ -171,6 +250,8 @@ def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    if text.isdigit() and len(text) >= 9:  # epoch seconds or milliseconds, as a string
+        return parse_time(int(text), zone)
     moment: datetime | None = None
     try:
         moment = datetime.fromisoformat(text.replace(" UTC", "Z").replace("z", "Z"))
@@ -229,34 +310,46 @@ def feed_stories(body: bytes, content_type: str, url: str, source: Source) -> tu
     feed_lang = parsed.feed.get("language") if parsed.get("feed") else None
     stories, invalid = [], 0
     for entry in parsed.entries:
-        title = plain(entry.get("title"))
-        content = entry.get("content") or []
-        body_html = content[0].get("value") if content else entry.get("summary") or entry.get("description")
-        text = plain(body_html)
-        if text == title:
-            text = ""
-        link = entry.get("link") or next((li.get("href") for li in entry.get("links", []) if li.get("href")), None)
-        if not title and not text:
+        try:
+            story = _feed_story(entry, url, source, feed_lang)
+        except (ValueError, TypeError, AttributeError):  # a link urljoin cannot read, a date out of range
+            story = None
+        if story is None:
             invalid += 1
-            continue
-        when = entry.get("published") or entry.get("updated") or entry.get("created") or entry.get("dc_date")
-        published = parse_time(when, source.zone) if when else None
-        if published is None and when:
-            parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
-            published = datetime(*parsed_time[:6]).replace(tzinfo=UTC) if parsed_time else None
-        stories.append(
-            Story(
-                guid=(entry.get("id") or "").strip() or None,
-                url=urljoin(url, link.strip()) if link else None,
-                title=title,
-                body=text,
-                published=published,
-                lang=entry.get("language") or feed_lang,
-            )
-        )
+        else:
+            stories.append(story)
     if parsed.get("bozo") and not stories:
         raise ParseError("malformed", f"no readable item in a broken feed: {parsed.get('bozo_exception')}")
     return stories, invalid
+
+
+def _feed_story(entry: Any, url: str, source: Source, feed_lang: str | None) -> Story | None:
+    """One feed item as a story, or None when it has nothing to read."""
+    title = plain(entry.get("title"))
+    content = entry.get("content") or []
+    body_html = content[0].get("value") if content else entry.get("summary") or entry.get("description")
+    text = plain(body_html)
+    if text == title:
+        text = ""
+    link = entry.get("link") or next((li.get("href") for li in entry.get("links", []) if li.get("href")), None)
+    if not title and not text:
+        return None
+    when = entry.get("published") or entry.get("updated") or entry.get("created") or entry.get("dc_date")
+    published = parse_time(when, source.zone) if when else None
+    if published is None and when:
+        parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
+        published = datetime(*parsed_time[:6]).replace(tzinfo=UTC) if parsed_time else None
+    link = urljoin(url, link.strip()) if link else None
+    if link:
+        canonical(link)  # a link no id can be made of (a port that is not a number) makes the item invalid
+    return Story(
+        guid=(entry.get("id") or "").strip() or None,
+        url=link,
+        title=title,
+        body=text,
+        published=published,
+        lang=entry.get("language") or feed_lang,
+    )
 
 
 def dig(item: Any, path: str | None) -> Any:
@@ -273,12 +366,12 @@ def dig(item: Any, path: str | None) -> Any:
     return item
 
 
-def json_stories(body: bytes, url: str, source: Source) -> tuple[list[Story], int]:
+def json_stories(body: bytes, url: str, source: Source, content_type: str = "") -> tuple[list[Story], int]:
     """The items of a JSON news API, by the source's field map."""
     assert source.fields is not None
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = json.loads(decode(body, content_type)[0])
+    except ValueError as exc:
         raise ParseError("malformed", f"not JSON: {exc}") from None
     items = dig(document, source.items)
     if not isinstance(items, list):
@@ -286,24 +379,35 @@ def json_stories(body: bytes, url: str, source: Source) -> tuple[list[Story], in
     fields = source.fields
     stories, invalid = [], 0
     for item in items:
-        title = plain(_text(dig(item, fields.title))) if fields.title else ""
-        text = plain(_text(dig(item, fields.body))) if fields.body else ""
-        if not isinstance(item, dict) or (not title and not text):
+        try:
+            story = _json_story(item, url, source, fields)
+        except (ValueError, TypeError):
+            story = None
+        if story is None:
             invalid += 1
-            continue
-        link = _text(dig(item, fields.url)) if fields.url else ""
-        guid = _text(dig(item, fields.id)) if fields.id else ""
-        stories.append(
-            Story(
-                guid=guid or None,
-                url=urljoin(url, link) if link else None,
-                title=title,
-                body=text,
-                published=parse_time(dig(item, fields.published_at), source.zone) if fields.published_at else None,
-                lang=_text(dig(item, fields.lang)) or None if fields.lang else None,
-            )
-        )
+        else:
+            stories.append(story)
     return stories, invalid
+
+
+def _json_story(item: Any, url: str, source: Source, fields: Any) -> Story | None:
+    title = plain(_text(dig(item, fields.title))) if fields.title else ""
+    text = plain(_text(dig(item, fields.body))) if fields.body else ""
+    if not isinstance(item, dict) or (not title and not text):
+        return None
+    link = _text(dig(item, fields.url)) if fields.url else ""
+    link = urljoin(url, link) if link else ""
+    if link:
+        canonical(link)
+    guid = _text(dig(item, fields.id)) if fields.id else ""
+    return Story(
+        guid=guid or None,
+        url=link or None,
+        title=title,
+        body=text,
+        published=parse_time(dig(item, fields.published_at), source.zone) if fields.published_at else None,
+        lang=_text(dig(item, fields.lang)) or None if fields.lang else None,
+    )
 
 
 def _text(value: Any) -> str:
@@ -329,10 +433,10 @@ def _child_text(element: ET.Element, *path: str) -> str:
     return (element.text or "").strip()
 
 
-def sitemap_pages(body: bytes, url: str, source: Source) -> Listing:
+def sitemap_pages(body: bytes, url: str, source: Source, content_type: str = "") -> Listing:
     """A sitemap's pages (with a Google News sitemap's title, time and language) or a sitemap index's children."""
     try:
-        root = ET.fromstring(xml_text(body, ""))
+        root = ET.fromstring(xml_text(body, content_type))
     except ET.ParseError as exc:
         raise ParseError("malformed", f"not a readable sitemap: {exc}") from None
     if _local(root.tag) == "sitemapindex":
@@ -342,13 +446,18 @@ def sitemap_pages(body: bytes, url: str, source: Source) -> Listing:
     pages = []
     for entry in _children(root, "url"):
         loc = _child_text(entry, "loc")
+        try:
+            loc = urljoin(url, loc) if loc else ""
+            canonical(loc)
+        except ValueError:  # a location no id can be made of
+            continue
         if not loc:
             continue
         when = _child_text(entry, "news", "publication_date") or _child_text(entry, "lastmod")
         pages.append(
             Story(
                 guid=None,
-                url=urljoin(url, loc),
+                url=loc,
                 title=plain(_child_text(entry, "news", "title")),
                 body="",
                 published=parse_time(when, source.zone),
@@ -377,12 +486,20 @@ def article(body: bytes, content_type: str, url: str, zone: ZoneInfo) -> Article
         with_metadata=True,
         include_comments=False,
         include_tables=False,
-        date_extraction_params={"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S"},
+        date_extraction_params={"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"},
     )
     if document is None or isinstance(document, dict) or not (document.text or "").strip():
         return None
     return Article(
         title=plain(document.title),
         text=_SPACE.sub(" ", document.text or "").strip(),
-        published=parse_time(document.date, zone) if document.date else None,
+        published=_page_time(document.date, zone),
     )
+
+
+def _page_time(value: str | None, zone: ZoneInfo) -> datetime | None:
+    """A page's time as htmldate gives it (with its offset when the page has one); midnight without
+    an offset is a date alone, not a publication time: None, and the fetch time stands in."""
+    if not value or value.endswith("T00:00:00"):
+        return None
+    return parse_time(value, zone)

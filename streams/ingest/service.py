@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -31,7 +30,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from models.text import script_language
 from streams.core.records import SCHEMA_VERSION, iso
-from streams.ingest.fetch import Client, FetchError, backoff
+from streams.ingest.fetch import Client, FetchError, Response, backoff, origin
 from streams.ingest.parse import ParseError, Story, article, canonical, feed_stories, json_stories, sitemap_pages
 from streams.ingest.sources import FEED_KINDS, Source
 from streams.settings import IngestSettings, KafkaSettings, TopicSettings
@@ -40,16 +39,18 @@ from streams.worker.metrics import IngestMetrics
 log = logging.getLogger("streams.ingest")
 SITEMAPS_PER_POLL = 10
 SEND_STOP_SECONDS = 10.0  # what a poll's transaction may still take when its source is taken away
+PAGE_WAIT_SECONDS = 5.0  # a page whose host asks for a longer pause waits for a later poll
+PARK_SECONDS = 24 * 3600.0  # a page robots.txt refuses, or that is gone, is asked again a day later
 GONE = ("http_404", "http_410")
 
 
 def story_id(source: Source, story: Story) -> str:
     """A stable id: the item's own guid (within its source), else its canonical link, else its source,
     title and time. The same story read again, by any replica, gets the same id."""
-    if story.guid:
+    if story.guid and not story.guid.startswith(("http://", "https://")):
         basis = f"guid\0{source.name}\0{story.guid}"
-    elif story.url:
-        basis = f"url\0{canonical(story.url)}"
+    elif story.url or story.guid:  # a permalink guid is a link: one story whichever feed carries it
+        basis = f"url\0{canonical(story.guid if story.guid and not story.url else story.url or '')}"
     else:
         basis = f"text\0{source.name}\0{story.title}\0{story.body[:200]}\0{story.published or ''}"
     return hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
@@ -89,9 +90,10 @@ def news_record(
 
 
 def _same_host(source: Source, url: str, headers: dict[str, str]) -> dict[str, str] | None:
-    """The source's headers (its credentials) go to its own host only, never to a page elsewhere."""
-    own = {urlsplit(address).netloc.lower() for address in (source.url, *source.urls) if address}
-    return headers if headers and urlsplit(url).netloc.lower() in own else None
+    """The source's headers (its credentials) go to its own origins only (scheme and host), never to
+    a page or a sitemap elsewhere; the client drops them on a redirect to another origin."""
+    own = {origin(address) for address in (source.url, *source.urls) if address}
+    return headers if headers and origin(url) in own else None
 
 
 def _script(text: str) -> str | None:
@@ -104,10 +106,19 @@ class Poll:
     """What one poll found."""
 
     stories: list[tuple[str, Story]] = field(default_factory=list)  # (id, story), new ones only
+    refresh: list[str] = field(default_factory=list)  # ids still listed whose state record ages out
     fetched: int = 0
     duplicate: int = 0
     invalid: int = 0
     not_modified: bool = False
+    fetched_at: datetime | None = None
+    validators: tuple[str, Response] | None = None  # kept once the poll is delivered
+    complete: bool = True  # False: pages wait for a later poll, so the next GET is not conditional
+
+
+class Fatal(Exception):
+    """This replica cannot go on safely (fenced, a producer in a fatal state, a failed rebalance):
+    it exits non-zero and its orchestrator starts it afresh."""
 
 
 class SourceLoop:
@@ -139,24 +150,28 @@ class SourceLoop:
 
     async def run(self) -> None:
         name = self.source.name
-        metrics = self.owner.metrics
-        await asyncio.sleep(self.owner.rng.uniform(0, min(1.0, self.source.interval)))
+        owner = self.owner
+        metrics = owner.metrics
+        await asyncio.sleep(owner.rng.uniform(0, min(1.0, self.source.interval)))
         while True:
             started = time.monotonic()
             try:
-                poll = await self.owner.poll(self.source, self.partition)
+                poll = await owner.poll(self.source)
                 async with self.sending:
-                    await self.owner.send(self.source, self.partition, poll)
-            except (FetchError, ParseError) as exc:
-                wait = self.failed(exc.reason, exc.detail)
+                    await owner.send(self.source, self.partition, poll)
+            except FetchError as exc:  # the host's own backoff (Retry-After, failures) paces the next request
+                wait = self.failed(exc.reason, exc.detail, exponential=False)
                 if wait is None:
                     return
                 await asyncio.sleep(wait)
                 continue
-            except ProducerFenced:
-                log.warning("source %s: another replica holds partition %d now; stopping here", name, self.partition)
+            except ParseError as exc:
+                await asyncio.sleep(self.failed(exc.reason, exc.detail) or self.source.interval)
+                continue
+            except Fatal as exc:
+                owner.fatal(f"source {name}: {exc}")
                 return
-            except KafkaError as exc:  # the poll is aborted and fetched again: nothing was sent
+            except KafkaError as exc:  # the transaction was aborted: nothing of it is read; polled again
                 log.warning("source %s: could not send to Kafka (%s); polling again", name, exc)
                 metrics.failures.labels(source=name, reason="kafka").inc()
                 metrics.polls.labels(source=name, outcome="failed").inc()
@@ -164,17 +179,18 @@ class SourceLoop:
                 continue
             except Exception as exc:  # a body no parser foresaw: this source backs off, the others go on
                 log.exception("source %s: failed unexpectedly", name)
-                wait = self.failed("internal", f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(wait or self.source.interval)
+                await asyncio.sleep(self.failed("internal", f"{type(exc).__name__}: {exc}") or self.source.interval)
                 continue
+            if poll.validators is not None and poll.complete:  # delivered: a 304 may now stand for it
+                owner.client.remember(*poll.validators)
             self.failures = self.gone_answers = 0
             metrics.polls.labels(source=name, outcome="not_modified" if poll.not_modified else "ok").inc()
-            metrics.last_success.labels(source=name).set(time.time())
+            owner.succeeded(name)
             if poll.stories:
                 log.info("source %s: %d new of %d", name, len(poll.stories), poll.fetched)
             await asyncio.sleep(max(0.0, started + self.source.interval - time.monotonic()))
 
-    def failed(self, reason: str, detail: str) -> float | None:
+    def failed(self, reason: str, detail: str, exponential: bool = True) -> float | None:
         """Count and log a failed poll; the seconds until the next, or None when the source is gone."""
         name = self.source.name
         metrics = self.owner.metrics
@@ -189,14 +205,13 @@ class SourceLoop:
                 detail,
                 self.gone_answers,
             )
+            self.owner.gone.add(name)
             metrics.gone.labels(source=name).set(1)
             return None
         settings = self.owner.settings
-        wait = max(
-            self.source.interval, backoff(self.failures, settings.backoff_base, settings.backoff_max, self.owner.rng)
-        )
-        if reason in GONE:
-            wait = self.source.interval
+        wait = self.source.interval
+        if exponential:
+            wait = max(wait, backoff(self.failures, settings.backoff_base, settings.backoff_max, self.owner.rng))
         log.warning("source %s: %s (%s); next poll in %.0f s", name, reason, detail, wait)
         return wait
 
@@ -226,15 +241,21 @@ class Ingester:
         self.rng = random.Random()
         self.client = Client(settings, rng=self.rng)
         self.partitions = 1
-        self.seen: set[str] = set()  # every story id on the state topic, whoever sent it
+        self.seen: dict[str, float] = {}  # every story id on the state topic, whoever sent it -> when
+        self.refresh_after = settings.state_retention_days * 86400 / 2  # a still-listed story's state is re-written
         self.held: set[int] = set()
         self.loading: dict[TopicPartition, int] = {}  # the state read to these offsets before sources start
         self.loops: dict[str, SourceLoop] = {}
+        self.gone: set[str] = set()  # given up on until a restart, whichever partitions this replica holds
+        self.last_success: dict[str, float] = {}
+        self.parked: dict[str, float] = {}  # page id -> when it may be asked again (robots, gone)
         self.producers: dict[int, AIOKafkaProducer] = {}
         self.transactions: dict[int, asyncio.Lock] = {}  # one transaction at a time per producer
         self.consumer: AIOKafkaConsumer | None = None  # the group: which partitions, so which sources, are ours
         self.reader: AIOKafkaConsumer | None = None  # the whole state topic, outside the group
         self.joined = False  # the group gave this replica its partitions (maybe none: a standby)
+        self.failure: str | None = None  # why this replica stopped itself (Fatal)
+        self._stopping: asyncio.Event | None = None
         self._rebalance = asyncio.Lock()
 
     # --- Kafka side -----------------------------------------------------------------------------
@@ -244,7 +265,20 @@ class Ingester:
 
         return client_options(self.kafka)
 
+    def fatal(self, reason: str) -> None:
+        """Stop this replica, saying why: its partitions go to another, or to it once restarted."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("%s; stopping so that this replica starts afresh", reason)
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def succeeded(self, name: str) -> None:
+        self.last_success[name] = time.time()
+        self.metrics.last_success.labels(source=name).set(self.last_success[name])
+
     async def run(self, stopping: asyncio.Event) -> None:
+        self._stopping = stopping
         await self.client.start()
         self.reader = AIOKafkaConsumer(
             **self.options(), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
@@ -267,7 +301,7 @@ class Ingester:
                 if self.loading:
                     batches = await self.reader.getmany(timeout_ms=300, max_records=10_000)
                     for records in batches.values():
-                        self.seen.update(r.key.decode() for r in records if r.key is not None)
+                        self.seen.update((r.key.decode(), r.timestamp / 1000) for r in records if r.key is not None)
                     await self._loaded()
         finally:
             await self.stop()
@@ -287,14 +321,17 @@ class Ingester:
     @property
     def ready(self) -> bool:
         """In the group, and the state read: its sources (if any) are polled."""
-        return self.joined and not self.loading
+        return self.joined and not self.loading and self.failure is None
 
     def _start_sources(self, partition: int) -> None:
         for source in self.sources:
             if partition_of(source.name, self.partitions) != partition or source.name in self.loops:
                 continue
+            self.metrics.take(source.name, source.interval, self.last_success.get(source.name, time.time()))
+            if source.name in self.gone:
+                self.metrics.gone.labels(source=source.name).set(1)
+                continue
             loop = self.loops[source.name] = SourceLoop(self, source, partition)
-            self.metrics.take(source.name, source.interval, time.time())
             loop.start()
         self.metrics.owned.set(len(self.loops))
         log.info(
@@ -307,16 +344,24 @@ class Ingester:
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """Fence whoever held these partitions (their open polls abort), then read the state to its end:
-        the whole topic the first time, what is new after that."""
+        the whole topic the first time, what is new after that. A failure here stops the replica
+        (aiokafka would only log it, and the partitions would stay held and unpolled)."""
+        try:
+            await self._assign(partitions)
+        except Exception as exc:
+            self.fatal(f"could not take partitions {sorted(tp.partition for tp in partitions)}: {exc!r}")
+
+    async def _assign(self, partitions: set[TopicPartition]) -> None:
         assert self.consumer is not None and self.reader is not None
         async with self._rebalance:
             topic = self.topics.ingest_state
             every = sorted(self.consumer.partitions_for_topic(topic) or {0})  # known once assigned
             self.partitions = len(every)
             self.held = {tp.partition for tp in partitions}
-            for partition in set(self.producers) - self.held:
-                await self._close_producer(partition)
-            for partition in self.held - set(self.producers):
+            # fresh producers every time: one left in an error state is never reused, and a transaction
+            # of ours still in flight is settled before the state's end is read
+            await asyncio.gather(*(self._close_producer(p) for p in list(self.producers)))
+            for partition in sorted(self.held):
                 producer = AIOKafkaProducer(
                     **self.options(),
                     transactional_id=f"{self.group}-{partition}",
@@ -344,8 +389,8 @@ class Ingester:
     async def _stop_sources(self) -> None:
         loops, self.loops = self.loops, {}
         await asyncio.gather(*(loop.stop() for loop in loops.values()))
-        for name in loops:
-            self.metrics.drop(name)
+        for source in self.sources:
+            self.metrics.drop(source.name)
         self.metrics.owned.set(0)
 
     async def _close_producer(self, partition: int) -> None:
@@ -374,84 +419,112 @@ class Ingester:
 
     # --- HTTP side ------------------------------------------------------------------------------
 
-    async def poll(self, source: Source, partition: int) -> Poll:
-        """Fetch a source and tell its new stories from the ones sent before; pages read as needed."""
+    async def poll(self, source: Source) -> Poll:
+        """Fetch a source and tell its new stories from the ones sent before; pages read as needed.
+        Parsing runs off the event loop: a large feed never holds the other sources or the heartbeats."""
         headers = source.resolved_headers()
+        poll = Poll(fetched_at=self.clock())
         found: list[Story] = []
-        invalid = 0
-        url = source.url or ""
         if source.kind == "pages":
             found = [Story(None, page, "", "", None) for page in source.urls]
         else:
+            url = source.url or ""
             response = await self.client.get(url, headers, robots=source.kind == "sitemap")
             if response.not_modified:
-                return Poll(not_modified=True)
+                poll.not_modified = True
+                return poll
+            poll.validators = (url, response)
             if source.kind in FEED_KINDS:
-                found, invalid = feed_stories(response.body, response.content_type, response.url, source)
+                found, poll.invalid = await asyncio.to_thread(
+                    feed_stories, response.body, response.content_type, response.url, source
+                )
             elif source.kind == "json":
-                found, invalid = json_stories(response.body, response.url, source)
+                found, poll.invalid = await asyncio.to_thread(
+                    json_stories, response.body, response.url, source, response.content_type
+                )
             else:
-                found = await self._sitemap(source, response.url, response.body, headers)
-        known = self.seen
-        poll = Poll(fetched=len(found) + invalid, invalid=invalid)
+                found = await self._sitemap(source, response, headers)
+        poll.fetched = len(found) + poll.invalid
+        now = time.time()
         fresh: dict[str, Story] = {}
         for story in found:
-            doc_id = story_id(source, story)
-            if doc_id in known or doc_id in fresh:
+            try:
+                doc_id = story_id(source, story)
+            except ValueError:  # a link no id can be made of
+                poll.invalid += 1
+                continue
+            sent = self.seen.get(doc_id)
+            if sent is not None or doc_id in fresh:
                 poll.duplicate += 1
+                if sent is not None and now - sent > self.refresh_after:
+                    poll.refresh.append(doc_id)
             else:
                 fresh[doc_id] = story
         if source.reads_pages:
-            fresh = await self._read_pages(source, fresh, headers)
+            fresh = await self._read_pages(source, fresh, headers, poll)
         poll.stories = list(fresh.items())
         return poll
 
-    async def _sitemap(self, source: Source, url: str, body: bytes, headers: dict[str, str]) -> list[Story]:
-        listing = sitemap_pages(body, url, source)
+    async def _sitemap(self, source: Source, response: Response, headers: dict[str, str]) -> list[Story]:
+        listing = await asyncio.to_thread(sitemap_pages, response.body, response.url, source, response.content_type)
         pages = list(listing.pages)
         for child in listing.sitemaps[:SITEMAPS_PER_POLL]:
             try:
-                response = await self.client.get(child, headers, robots=True)
-            except FetchError as exc:
+                answer = await self.client.get(
+                    child, _same_host(source, child, headers), conditional=False, robots=True
+                )
+                pages += (
+                    await asyncio.to_thread(sitemap_pages, answer.body, answer.url, source, answer.content_type)
+                ).pages
+            except (FetchError, ParseError) as exc:
                 self.metrics.failures.labels(source=source.name, reason=exc.reason).inc()
                 log.warning("source %s: sitemap %s: %s", source.name, child, exc.detail)
-                continue
-            if not response.not_modified:
-                pages += sitemap_pages(response.body, response.url, source).pages
         return pages
 
-    async def _read_pages(self, source: Source, fresh: dict[str, Story], headers: dict[str, str]) -> dict[str, Story]:
-        """Each new story's page read for its text. A feed story whose page cannot be read goes with
-        the feed's own text; a sitemap or list page waits for the next poll (up to max_articles a poll)."""
+    async def _read_pages(
+        self, source: Source, fresh: dict[str, Story], headers: dict[str, str], poll: Poll
+    ) -> dict[str, Story]:
+        """Each new story's page read for its text. A feed story whose page cannot be read now goes
+        with the feed's own text; a sitemap or list page waits for a later poll. At most max_articles
+        pages a poll, none on a host that asks for a pause, none past the poll's time budget; a page
+        robots.txt refuses, or that is gone, is asked again a day later."""
         kept: dict[str, Story] = {}
         fetched = 0
+        budget = time.monotonic() + max(60.0, source.interval)
         for doc_id, story in fresh.items():
             needs_page = source.kind in ("sitemap", "pages")
-            if not story.url or fetched >= self.settings.max_articles:
+            parked = self.parked.get(doc_id, 0.0) > time.monotonic()
+            waits = story.url is not None and self.client.host_wait(story.url) > PAGE_WAIT_SECONDS
+            if not story.url or parked or waits or fetched >= self.settings.max_articles or time.monotonic() > budget:
                 if not needs_page:
                     kept[doc_id] = story
+                elif not parked:
+                    poll.complete = False  # asked at a later poll, which must not be answered by a 304
                 continue
-            fetched += 1
             try:
-                response = await self.client.get(story.url, _same_host(source, story.url, headers), robots=True)
-                page = (
-                    None
-                    if response.not_modified
-                    else await asyncio.to_thread(
-                        article, response.body, response.content_type, response.url, source.zone
-                    )
+                response = await self.client.get(
+                    story.url, _same_host(source, story.url, headers), conditional=False, robots=True
                 )
+                fetched += 1
+                page = await asyncio.to_thread(article, response.body, response.content_type, response.url, source.zone)
             except FetchError as exc:
                 outcome = "robots" if exc.reason == "robots" else "failed"
+                fetched += exc.reason != "robots"
                 self.metrics.pages.labels(source=source.name, outcome=outcome).inc()
                 log.info("source %s: page %s: %s", source.name, story.url, exc.detail)
+                if exc.reason in ("robots", *GONE):
+                    self.parked[doc_id] = time.monotonic() + PARK_SECONDS
                 if not needs_page:
                     kept[doc_id] = story
+                elif exc.reason not in ("robots", *GONE):
+                    poll.complete = False
                 continue
             if page is None:
                 self.metrics.pages.labels(source=source.name, outcome="empty").inc()
                 if not needs_page or story.title:
                     kept[doc_id] = story
+                else:
+                    self.parked[doc_id] = time.monotonic() + PARK_SECONDS
                 continue
             self.metrics.pages.labels(source=source.name, outcome="ok").inc()
             kept[doc_id] = Story(
@@ -465,28 +538,58 @@ class Ingester:
         return kept
 
     async def send(self, source: Source, partition: int, poll: Poll) -> None:
-        """A poll's new stories and their state records, in one transaction; counted once committed."""
+        """A poll's new stories and their state records (and the re-written state of stories still
+        listed), in one transaction: every send acknowledged before the commit, or the whole aborted.
+        Counted once committed."""
         name = source.name
-        if poll.stories:
-            producer = self.producers[partition]
-            fetched = self.clock()
-            async with self.transactions.setdefault(partition, asyncio.Lock()), producer.transaction():
-                for doc_id, story in poll.stories:
-                    record = news_record(
-                        source, story, doc_id, fetched, self.max_text_chars, source.url or story.url or ""
-                    )
-                    await producer.send(self.topics.news, orjson.dumps(record), key=doc_id.encode())
-                    state = {"source": name, "sent_at": iso(fetched), "url": story.url}
-                    await producer.send(
-                        self.topics.ingest_state, orjson.dumps(state), key=doc_id.encode(), partition=partition
-                    )
-            self.seen.update(doc_id for doc_id, _ in poll.stories)
+        if poll.stories or poll.refresh:
+            producer = self.producers.get(partition)
+            if producer is None:
+                raise Fatal(f"no producer for partition {partition}: this replica no longer holds it")
+            fetched = poll.fetched_at or self.clock()
+            async with self.transactions.setdefault(partition, asyncio.Lock()):
+                await self._transaction(producer, source, partition, poll, fetched)
+            sent_at = time.time()
+            self.seen.update((doc_id, sent_at) for doc_id, _ in poll.stories)
+            self.seen.update((doc_id, sent_at) for doc_id in poll.refresh)
             self.metrics.state_records.set(len(self.seen))
         metrics = self.metrics
         metrics.fetched.labels(source=name).inc(poll.fetched)
         metrics.new.labels(source=name).inc(len(poll.stories))
         metrics.duplicate.labels(source=name).inc(poll.duplicate)
         metrics.invalid.labels(source=name).inc(poll.invalid)
+
+    async def _transaction(
+        self, producer: AIOKafkaProducer, source: Source, partition: int, poll: Poll, fetched: datetime
+    ) -> None:
+        state = orjson.dumps({"source": source.name, "sent_at": iso(fetched)})
+        try:
+            await producer.begin_transaction()
+        except Exception as exc:  # the producer is in a state no transaction can start from
+            raise Fatal(f"the producer of partition {partition} cannot begin a transaction: {exc!r}") from exc
+        try:
+            sends = []
+            for doc_id, story in poll.stories:
+                record = news_record(source, story, doc_id, fetched, self.max_text_chars, source.url or story.url or "")
+                sends.append(await producer.send(self.topics.news, orjson.dumps(record), key=doc_id.encode()))
+                sends.append(
+                    await producer.send(self.topics.ingest_state, state, key=doc_id.encode(), partition=partition)
+                )
+            for doc_id in poll.refresh:
+                sends.append(
+                    await producer.send(self.topics.ingest_state, state, key=doc_id.encode(), partition=partition)
+                )
+            await asyncio.gather(*sends)  # a record the cluster refused aborts the whole poll
+            await producer.commit_transaction()
+        except ProducerFenced as exc:
+            raise Fatal(f"fenced on partition {partition}: another replica holds it now") from exc
+        except BaseException:
+            try:
+                async with asyncio.timeout(5.0):
+                    await asyncio.shield(producer.abort_transaction())
+            except Exception as exc:
+                raise Fatal(f"the producer of partition {partition} cannot abort a transaction: {exc!r}") from exc
+            raise
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -103,7 +103,7 @@ class Source(BaseModel):
     def variables_set(cls, value: dict[str, str]) -> dict[str, str]:
         for name, text in value.items():
             for variable in _VARIABLE.findall(text):
-                if variable not in os.environ:
+                if not os.environ.get(variable):
                     raise ValueError(f"header {name} needs the environment variable {variable}, which is not set")
         return value
 

@@ -43,6 +43,7 @@ FEED = Source(name="wire", kind="rss", url="https://wire.example/feeds/markets.x
         ("2026/12/07", SHANGHAI, "2026-12-06T16:00:00"),
         (1796637600, UTC, "2026-12-07T10:00:00"),
         (1796637600000, UTC, "2026-12-07T10:00:00"),
+        ("1796637600", UTC, "2026-12-07T10:00:00"),
     ],
 )
 def test_every_time_form_becomes_utc(text: object, zone: ZoneInfo, expected: str) -> None:
@@ -69,6 +70,7 @@ def test_bodies_decode_by_header_declaration_or_detection() -> None:
     )
     assert decode(feed.encode("big5"))[0] == feed  # a whole Big5 feed, nothing declared: detected
     assert decode("Café".encode("cp1252"), "text/html; charset=iso-8859-1")[0] == "Café"
+    assert decode("Société €".encode(), "text/xml; charset=ISO-8859-1")[0] == "Société €"  # a server's default
     assert decode(b"\xef\xbb\xbfplain")[0] == "plain"
 
 
@@ -77,6 +79,10 @@ def test_titles_lose_markup_cdata_and_double_escaping() -> None:
     assert plain("AT&amp;amp;T &#8220;cuts&#8221;") == "AT&T \u201ccuts\u201d"
     assert plain("  two\n  lines ") == "two lines"
     assert plain("<p>one</p><script>alert(1)</script><p>two</p>") == "one two"
+    assert (
+        plain("Alphabet <GOOGL.O> beats; <b>Tencent</b> <0700.HK> up")
+        == "Alphabet <GOOGL.O> beats; Tencent <0700.HK> up"
+    )
 
 
 def test_the_three_feed_forms_give_their_stories_with_links_resolved() -> None:
@@ -84,9 +90,10 @@ def test_the_three_feed_forms_give_their_stories_with_links_resolved() -> None:
         Item("<![CDATA[Acme <b>beats</b> & raises]]>", "/markets/acme", "g-1", "Mon, 07 Dec 2026 10:00:00 GMT"),
         Item("Relative to the feed", "oil.html", None, None, "&lt;p&gt;Summary&lt;/p&gt;"),
         Item("", None, None, None, ""),  # nothing to read
+        Item("A link no id can be made of", "http://a.example:port/x", None, None),
     ]
     stories, invalid = feed_stories(rss(items).encode(), "application/rss+xml", FEED.url or "", FEED)
-    assert invalid == 1
+    assert invalid == 2
     assert [(s.title, s.url, s.guid, s.body) for s in stories] == [
         ("Acme beats & raises", "https://wire.example/markets/acme", "g-1", ""),
         ("Relative to the feed", "https://wire.example/feeds/oil.html", None, "Summary"),
