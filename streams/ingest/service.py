@@ -579,17 +579,32 @@ class Ingester:
                 sends.append(
                     await producer.send(self.topics.ingest_state, state, key=doc_id.encode(), partition=partition)
                 )
-            await asyncio.gather(*sends)  # a record the cluster refused aborts the whole poll
+            outcomes = await asyncio.gather(*sends, return_exceptions=True)
+            refused = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if refused is not None:  # a record the cluster refused aborts the whole poll
+                raise refused
             await producer.commit_transaction()
         except ProducerFenced as exc:
+            _settle(sends)
             raise Fatal(f"fenced on partition {partition}: another replica holds it now") from exc
         except BaseException:
+            _settle(sends)
             try:
                 async with asyncio.timeout(5.0):
                     await asyncio.shield(producer.abort_transaction())
             except Exception as exc:
                 raise Fatal(f"the producer of partition {partition} cannot abort a transaction: {exc!r}") from exc
             raise
+
+
+def _settle(sends: list[asyncio.Future[Any]]) -> None:
+    """The sends of a failed transaction fail too: their errors are this one, retrieved, not logged again."""
+    for future in sends:
+        if future.done():
+            if not future.cancelled():
+                future.exception()
+        else:
+            future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

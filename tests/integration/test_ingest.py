@@ -9,6 +9,7 @@ and no story is on the news topic twice.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import threading
@@ -507,3 +508,45 @@ def test_prometheus_raises_the_silent_and_gone_source_rules_on_a_live_ingester(
         finally:
             prometheus.stop()
             stop(ingest)
+
+
+def test_a_replica_that_hung_is_fenced_and_sends_nothing_twice(pipeline: Pipeline, tmp_path: Path) -> None:
+    """SIGSTOP the replica that polls everything, mid-stream, past its session: the standby takes the
+    partition and fences it. SIGCONT: whatever it had in flight is aborted, never read, and it stops
+    polling (it gives the partition up, or exits 1 saying it was fenced)."""
+    names = ["pub0", "pub1", "pub2"]
+    with Publishers(names) as pubs, GrowingFeed(pubs, names, every=0.05) as feed:
+        path = write_sources(tmp_path, [{"name": n, "kind": "rss", "url": pubs.url(n, "/feed")} for n in names], 1)
+        ports = [free_port(), free_port()]
+        a = start_ingest(pipeline, ingest_env(pipeline, path, ports[0]), "a.log")
+        wait_for(lambda: ready(ports[0]) and sample(scrape(ports[0]), "finmon_ingest_sources_owned") == 3, "a polls")
+        b = start_ingest(pipeline, ingest_env(pipeline, path, ports[1]), "b.log")
+        try:
+            wait_for(lambda: ready(ports[1]), "b stands by")
+            assert sample(scrape(ports[1]), "finmon_ingest_sources_owned") == 0  # one partition: a holds it
+            os.killpg(a.pid, signal.SIGSTOP)
+            wait_for(lambda: sample(scrape(ports[1]), "finmon_ingest_sources_owned") == 3, "b took over", 60)
+            os.killpg(a.pid, signal.SIGCONT)
+            wait_for(
+                lambda: (
+                    a.poll() is not None
+                    or (ready(ports[0]) and sample(scrape(ports[0]), "finmon_ingest_sources_owned") == 0)
+                ),
+                "a went on polling after it was fenced",
+                60,
+            )
+        finally:
+            feed.stopped.set()
+            feed.thread.join(5)
+            published = feed.published()
+            pipeline.consume("news", lambda rs: len(rs) >= published, timeout=60)
+            records = everything(pipeline, "news")
+            stop(a)
+            stop(b)
+    ids = Counter(r["id"] for r in records)
+    assert [i for i, n in ids.items() if n > 1] == [], "a story was sent twice"
+    assert len(ids) == published
+    log = (tmp_path / "a.log").read_text()
+    if a.returncode == 1:
+        assert "fenced" in log or "cannot" in log, log[-2000:]
+    print(f"fenced: {published} published, {len(records)} on news; the hung replica exited {a.returncode}")
