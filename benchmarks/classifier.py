@@ -14,6 +14,8 @@ base encoder and exported here; needs the [train] extra.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -110,6 +112,7 @@ def main() -> int:
     model = TwoHeadClassifier.from_base(base).eval()  # PyTorch's default attention (SDPA): the baseline
     encoder = TextEncoder.from_file(base / "tokenizer.json", max_length=128)
     work = Path(tempfile.mkdtemp(prefix="finmon-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # exported models, files: gone after
     exported = TwoHeadClassifier.from_base(base).eval()
     _onnx_fp32(exported, encoder, work / "fp32.onnx")
     config = exported.encoder.config

@@ -290,7 +290,11 @@ def main() -> int:
     if args.linking_only:
         linking_cost(docs)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="finmon-pipeline-"))
+    with tempfile.TemporaryDirectory(prefix="finmon-pipeline-") as folder:  # broker data, logs: gone after
+        return measure(args, docs, Path(folder))
+
+
+def measure(args: argparse.Namespace, docs: list[dict[str, object]], work: Path) -> int:
     models = {"shipped": DEFAULT_MODEL_DIR, "free": free_model(work / "free-model")}
     trees = {"after": Path(__file__).resolve().parent.parent, **({"before": args.before} if args.before else {})}
     rows = []
@@ -321,7 +325,8 @@ def adversarial_cost(rounds: int = 5) -> None:
     from streams.core.decode import Limits
     from streams.core.scoring import Message, score_batch
 
-    model = Model.load(free_model(Path(tempfile.mkdtemp()) / "free"), device="cpu")
+    folder = tempfile.TemporaryDirectory(prefix="finmon-adversarial-")
+    model = Model.load(free_model(Path(folder.name) / "free"), device="cpu")
     from tests.adversarial import adversarial_bodies
 
     kinds: dict[str, str] = {"headline": "", **adversarial_bodies()}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +70,7 @@ def main() -> int:
     args = parser.parse_args()
     docs = documents(args.docs)
     work = Path(tempfile.mkdtemp(prefix="finmon-rescore-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # exported models, files: gone after
     source = work / "news.jsonl"
     source.write_text("".join(json.dumps(d) + "\n" for d in docs))
 
