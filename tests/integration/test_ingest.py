@@ -515,24 +515,27 @@ def test_a_replica_that_hung_is_fenced_and_sends_nothing_twice(pipeline: Pipelin
     partition and fences it. SIGCONT: whatever it had in flight is aborted, never read, and it stops
     polling (it gives the partition up, or exits 1 saying it was fenced)."""
     names = ["pub0", "pub1", "pub2"]
+    owned = "finmon_ingest_sources_owned"
+
+    def holds(port: int) -> float:
+        return sample(scrape(port), owned) if ready(port) else -1.0
+
     with Publishers(names) as pubs, GrowingFeed(pubs, names, every=0.05) as feed:
         path = write_sources(tmp_path, [{"name": n, "kind": "rss", "url": pubs.url(n, "/feed")} for n in names], 1)
         ports = [free_port(), free_port()]
-        a = start_ingest(pipeline, ingest_env(pipeline, path, ports[0]), "a.log")
-        wait_for(lambda: ready(ports[0]) and sample(scrape(ports[0]), "finmon_ingest_sources_owned") == 3, "a polls")
-        b = start_ingest(pipeline, ingest_env(pipeline, path, ports[1]), "b.log")
-        try:
-            wait_for(lambda: ready(ports[1]), "b stands by")
-            assert sample(scrape(ports[1]), "finmon_ingest_sources_owned") == 0  # one partition: a holds it
-            os.killpg(a.pid, signal.SIGSTOP)
-            wait_for(lambda: sample(scrape(ports[1]), "finmon_ingest_sources_owned") == 3, "b took over", 60)
-            os.killpg(a.pid, signal.SIGCONT)
+        replicas = [
+            start_ingest(pipeline, ingest_env(pipeline, path, port), f"{i}.log") for i, port in enumerate(ports)
+        ]
+        try:  # one state partition: one replica polls everything, the other stands by
+            wait_for(lambda: sorted(holds(port) for port in ports) == [0, 3], "one replica polls, one stands by")
+            hung = 0 if holds(ports[0]) == 3 else 1
+            standby = 1 - hung
+            os.killpg(replicas[hung].pid, signal.SIGSTOP)
+            wait_for(lambda: holds(ports[standby]) == 3, "the standby took over", 60)
+            os.killpg(replicas[hung].pid, signal.SIGCONT)
             wait_for(
-                lambda: (
-                    a.poll() is not None
-                    or (ready(ports[0]) and sample(scrape(ports[0]), "finmon_ingest_sources_owned") == 0)
-                ),
-                "a went on polling after it was fenced",
+                lambda: replicas[hung].poll() is not None or holds(ports[hung]) == 0,
+                "the hung replica went on polling after it was fenced",
                 60,
             )
         finally:
@@ -541,12 +544,12 @@ def test_a_replica_that_hung_is_fenced_and_sends_nothing_twice(pipeline: Pipelin
             published = feed.published()
             pipeline.consume("news", lambda rs: len(rs) >= published, timeout=60)
             records = everything(pipeline, "news")
-            stop(a)
-            stop(b)
+            for replica in replicas:
+                stop(replica)
     ids = Counter(r["id"] for r in records)
     assert [i for i, n in ids.items() if n > 1] == [], "a story was sent twice"
     assert len(ids) == published
-    log = (tmp_path / "a.log").read_text()
-    if a.returncode == 1:
+    log = (tmp_path / f"{hung}.log").read_text()
+    if replicas[hung].returncode == 1:
         assert "fenced" in log or "cannot" in log, log[-2000:]
-    print(f"fenced: {published} published, {len(records)} on news; the hung replica exited {a.returncode}")
+    print(f"fenced: {published} published, {len(records)} on news; the hung replica exited {replicas[hung].returncode}")
