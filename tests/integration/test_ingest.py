@@ -449,11 +449,9 @@ def test_prometheus_raises_the_silent_and_gone_source_rules_on_a_live_ingester(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """The deploy/ rules, as shipped (``for`` set to 0 s), on a real Prometheus scraping a real ingester."""
-    import shutil
-
     import yaml
 
-    from tests.integration.test_observability import DEPLOY, Service, binary, query
+    from tests.integration.test_observability import prometheus_config, query, start_prometheus
 
     with Publishers(["ok", "down", "gone"]) as pubs:
         pubs.serve("ok", "/feed", Route(rss([Item("Steady news", "/1", "ok-1", rfc822(NOW))]).encode()))
@@ -463,32 +461,14 @@ def test_prometheus_raises_the_silent_and_gone_source_rules_on_a_live_ingester(
             tmp_path, [{"name": n, "kind": "rss", "url": pubs.url(n, "/feed")} for n in ("ok", "down", "gone")], 1
         )
         port, prom_port = free_port(), free_port()
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        alerting = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "finmon-alerts.yml").read_text())
-        for rule in alerting["groups"][0]["rules"]:
-            rule["for"] = "0s"
-        (rules / "finmon-alerts.yml").write_text(yaml.safe_dump(alerting))
-        shutil.copy(DEPLOY / "prometheus" / "rules" / "finmon-recording.yml", rules)
-        config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-        config["rule_files"] = [str(rules / "*.yml")]
+        config = prometheus_config(tmp_path)
         del config["alerting"]
         jobs = {job["job_name"]: job for job in config["scrape_configs"]}
         jobs["finmon-ingest"]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
         config["scrape_configs"] = [jobs["finmon-ingest"]]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         ingest = start_ingest(pipeline, ingest_env(pipeline, path, port), "ingest.log")
-        prometheus = Service(
-            [
-                binary("prometheus"),
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            prom_port,
-            tmp_path / "prom.log",
-        )
+        prometheus = start_prometheus(tmp_path, prom_port)
         try:
             prometheus.wait("/-/ready")
             wait_for(lambda: ready(port), "the ingester did not become ready")

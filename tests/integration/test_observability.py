@@ -109,6 +109,37 @@ class Service:
         stop(self.process)  # type: ignore[arg-type]
 
 
+def prometheus_config(tmp_path: Path) -> dict[str, Any]:
+    """deploy/'s Prometheus configuration for a test: scraped and evaluated every second, the shipped
+    rules copied to TMP_PATH/rules with the alerts' ``for`` at 0 s (the same expressions, without the
+    waiting). The caller points the scrape jobs at its processes and writes TMP_PATH/prometheus.yml."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(DEPLOY / "prometheus" / "rules" / "finmon-recording.yml", rules)
+    alerting = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "finmon-alerts.yml").read_text())
+    for rule in alerting["groups"][0]["rules"]:
+        rule["for"] = "0s"
+    (rules / "finmon-alerts.yml").write_text(yaml.safe_dump(alerting))
+    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(rules / "*.yml")]
+    return config
+
+
+def start_prometheus(tmp_path: Path, port: int) -> Service:
+    """A real Prometheus on TMP_PATH/prometheus.yml, listening on loopback ``port``."""
+    return Service(
+        [
+            binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        port,
+        tmp_path / "prom.log",
+    )
+
+
 @pytest.fixture
 def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Service, Receiver]]:
     """Worker (asking for CUDA on this CPU machine) + feed + Prometheus + Alertmanager + webhook receiver."""
@@ -130,16 +161,7 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
     for entry in am_config["receivers"]:
         entry["webhook_configs"][0]["url"] = receiver.url
     (tmp_path / "am.yml").write_text(yaml.safe_dump(am_config))
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    shutil.copy(DEPLOY / "prometheus" / "rules" / "finmon-recording.yml", rules)
-    alerting = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "finmon-alerts.yml").read_text())
-    for rule in alerting["groups"][0]["rules"]:
-        rule["for"] = "0s"  # the same expressions, without the waiting
-    (rules / "finmon-alerts.yml").write_text(yaml.safe_dump(alerting))
-    prom_config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    prom_config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    prom_config["rule_files"] = [str(rules / "*.yml")]
+    prom_config = prometheus_config(tmp_path)
     prom_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{am_port}"]
     prom_config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{pipeline.web_port}"]
     prom_config["scrape_configs"] = prom_config["scrape_configs"][:1]  # the worker's job; no ingester runs here
@@ -158,16 +180,7 @@ def monitored(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Se
             tmp_path / "am.log",
         )
         cleanup.callback(alertmanager.stop)
-        prometheus = Service(
-            [
-                binary("prometheus"),
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            prom_port,
-            tmp_path / "prom.log",
-        )
+        prometheus = start_prometheus(tmp_path, prom_port)
         cleanup.callback(prometheus.stop)
         worker = pipeline.start_worker()
         cleanup.callback(stop, worker)
