@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ from typing import Any
 from monitor.cli import existing_file
 from monitor.errors import UsageError
 from monitor.settings import Settings
-
-log = logging.getLogger("finmon")
 
 
 def sources_path(args: argparse.Namespace, settings: Settings) -> Path:
