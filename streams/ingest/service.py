@@ -41,6 +41,7 @@ SITEMAPS_PER_POLL = 10
 SEND_STOP_SECONDS = 10.0  # what a poll's transaction may still take when its source is taken away
 PAGE_WAIT_SECONDS = 5.0  # a page whose host asks for a longer pause waits for a later poll
 PARK_SECONDS = 24 * 3600.0  # a page robots.txt refuses, or that is gone, is asked again a day later
+PRUNE_EVERY = 600.0  # seconds between forgetting the stories the state topic has deleted
 GONE = ("http_404", "http_410")
 
 
@@ -242,7 +243,9 @@ class Ingester:
         self.client = Client(settings, rng=self.rng)
         self.partitions = 1
         self.seen: dict[str, float] = {}  # every story id on the state topic, whoever sent it -> when
-        self.refresh_after = settings.state_retention_days * 86400 / 2  # a still-listed story's state is re-written
+        self.retention = settings.state_retention_days * 86400  # the state topic deletes records this old
+        self.refresh_after = self.retention / 2  # a still-listed story's state is re-written
+        self.pruned_at = time.time()
         self.held: set[int] = set()
         self.loading: dict[TopicPartition, int] = {}  # the state read to these offsets before sources start
         self.loops: dict[str, SourceLoop] = {}
@@ -298,6 +301,8 @@ class Ingester:
             self.consumer.subscribe([self.topics.ingest_state], listener=_Listener(self))
             while not stopping.is_set():
                 await self.consumer.getmany(timeout_ms=200)  # paused: nothing comes, the membership stays
+                if time.time() - self.pruned_at > PRUNE_EVERY:
+                    self.prune(time.time())
                 if self.loading:
                     batches = await self.reader.getmany(timeout_ms=300, max_records=10_000)
                     for records in batches.values():
@@ -305,6 +310,18 @@ class Ingester:
                     await self._loaded()
         finally:
             await self.stop()
+
+    def prune(self, now: float) -> None:
+        """Forget what the state topic has deleted by now, so a replica that runs for months stays small.
+
+        A story still listed is re-written at half the retention, so only stories no source lists go.
+        """
+        cutoff = now - self.retention
+        self.seen = {doc_id: sent for doc_id, sent in self.seen.items() if sent >= cutoff}
+        ticks = time.monotonic()
+        self.parked = {page: until for page, until in self.parked.items() if until > ticks}
+        self.pruned_at = now
+        self.metrics.state_records.set(len(self.seen))
 
     async def _loaded(self) -> None:
         """Once the state is read to the offsets of the last assignment, the held partitions' sources start."""
