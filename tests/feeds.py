@@ -27,6 +27,7 @@ from aiohttp import web
 from tests.kafka import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+HOST = web.AppKey("host", str)  # which publisher a loopback server plays
 
 
 def rfc822(moment: datetime, zone: str = "+0000") -> str:
@@ -143,7 +144,7 @@ class Publishers:
         return self.requests[(host, path)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        host = request.app["host"]
+        host = request.app[HOST]
         self.requests[(host, request.path)].append({"headers": dict(request.headers), "at": time.monotonic()})
         route = self.routes.get((host, request.path))
         if route is None:
@@ -193,7 +194,7 @@ class Publishers:
         asyncio.set_event_loop(self.loop)
         for host, port in self.ports.items():
             app = web.Application()
-            app["host"] = host
+            app[HOST] = host
             app.router.add_route("GET", "/{tail:.*}", self.handle)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # a hanging route ends
             self.loop.run_until_complete(runner.setup())
