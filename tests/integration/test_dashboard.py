@@ -283,9 +283,12 @@ def test_reading_needs_a_login_and_reviews_need_an_analyst_on_the_page_itself(pi
         page.locator("#feed li[data-id='s3'] button.confirm").click()
         refusal = page.locator("#feed li[data-id='s3'] .actions .error")
         refusal.wait_for(timeout=15_000)
-        assert refusal.inner_text() == (
-            "not saved: reviews need an analyst: sign in with your own token (finmon analysts add NAME)"
-        )
+        why = "not saved: reviews need an analyst: sign in with your own token (finmon analysts add NAME)"
+        assert refusal.inner_text() == why
+        # the board is redrawn with every push: the refusal stays on the row drawn next
+        page.evaluate("document.querySelector(\"#feed li[data-id='s3']\").dataset.drawn = 'before'")
+        page.wait_for_selector("#feed li[data-id='s3']:not([data-drawn])", timeout=15_000)
+        assert refusal.inner_text() == why
 
         signed = analyst.new_page()
         signed.goto(f"{base}/dashboard?token={dana}")

@@ -9,6 +9,7 @@
     source: null,
     labels: { topics: [], sentiments: ["negative", "neutral", "positive"] },
     reviewed: new Map(),
+    refused: new Map(), // document id -> why its review was not saved, kept across re-renders
     editing: null,
     last: null,
   };
@@ -263,7 +264,7 @@
       box.appendChild(mark);
       return box;
     }
-    const error = el("span", "error");
+    const error = el("span", "error", state.refused.get(doc.id));
     const keep = el("button", "confirm", "✓");
     keep.type = "button";
     keep.title = "the model is right";
@@ -330,10 +331,14 @@
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(answer.error || `${response.status} ${response.statusText}`);
       state.reviewed.set(doc.id, { verdict: answer.verdict, analyst: answer.analyst });
+      state.refused.delete(doc.id);
       if (state.last && state.editing === null) render(state.last);
       return true;
     } catch (exc) {
-      if (error) error.textContent = `not saved: ${exc.message}`;
+      // the feed may have been redrawn since the click: the row drawn next shows it too
+      state.refused.set(doc.id, `not saved: ${exc.message}`);
+      error.textContent = state.refused.get(doc.id);
+      if (state.last && state.editing === null) renderFeed(state.last);
       return false;
     }
   }
