@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -68,17 +69,19 @@ def verify(secret: str, header: str, body: bytes) -> bool:
 
 
 def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header: delta-seconds (digits) or an HTTP date (UTC if no zone)."""
     if not value:
         return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 async def deliver(

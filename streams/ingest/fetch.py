@@ -11,7 +11,6 @@ page lists are fetched only where robots.txt lets finmon's User-Agent in.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
@@ -19,11 +18,11 @@ import urllib.robotparser
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from alerts.webhook import retry_after
 from streams.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -68,22 +67,6 @@ class Host:
 class Robots:
     parser: urllib.robotparser.RobotFileParser | None  # None: robots.txt could not be read; ask again later
     until: float
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -255,7 +238,7 @@ class Client:
                 f"http_{response.status}",
                 f"HTTP {response.status} {response.reason or ''}".strip(),
                 status=response.status,
-                retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+                retry_after=retry_after(response.headers.get("Retry-After"), time.time())
                 if response.status in (429, 503)
                 else None,
             )

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.ingest.fetch import Client, Decoder, FetchError, backoff, retry_after_seconds
+from alerts.webhook import retry_after
+from streams.ingest.fetch import Client, Decoder, FetchError, backoff
 from streams.settings import IngestSettings
 from tests.feeds import Publishers, Route, gzip_bomb
 
@@ -124,9 +125,11 @@ def test_robots_txt_keeps_finmon_off_disallowed_pages(pubs: Publishers) -> None:
 
 
 def test_retry_after_backoff_and_decoder_arithmetic() -> None:
-    assert retry_after_seconds("120") == 120
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60
-    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert retry_after(" 120", now=0) == 120
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 -0000", now=1445412480 - 60) == 60  # no zone: UTC
+    assert retry_after("soon", now=0) is None and retry_after(None, now=0) is None
+    assert retry_after("inf", now=0) is None and retry_after("-5", now=0) is None
     rng = random.Random(3)
     waits = [backoff(n, 30, 3600, rng) for n in range(1, 10)]
     assert all(0.5 * min(3600, 30 * 2 ** (n - 1)) <= w <= min(3600, 30 * 2 ** (n - 1)) for n, w in enumerate(waits, 1))
