@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from models.text import script_language
+from streams.cluster.closing import close_all
 from streams.core.records import SCHEMA_VERSION, iso
 from streams.ingest.fetch import Client, FetchError, Response, backoff, origin
 from streams.ingest.parse import ParseError, Story, article, canonical, feed_stories, json_stories, sitemap_pages
@@ -43,6 +44,7 @@ PAGE_WAIT_SECONDS = 5.0  # a page whose host asks for a longer pause waits for a
 PARK_SECONDS = 24 * 3600.0  # a page robots.txt refuses, or that is gone, is asked again a day later
 PRUNE_EVERY = 600.0  # seconds between forgetting the stories the state topic has deleted
 GONE = ("http_404", "http_410")
+CLOSE_SECONDS = 5.0  # what one Kafka client may take to stop before it is left behind
 
 
 def story_id(source: Source, story: Story) -> str:
@@ -411,27 +413,17 @@ class Ingester:
         self.metrics.owned.set(0)
 
     async def _close_producer(self, partition: int) -> None:
-        producer = self.producers.pop(partition)
-        try:
-            async with asyncio.timeout(5.0):
-                await producer.stop()
-        except (TimeoutError, KafkaError) as exc:
-            log.warning("closing the producer of partition %d: %r", partition, exc)
+        await close_all([self.producers.pop(partition)], CLOSE_SECONDS, f"ingest partition {partition}")
 
     async def stop(self) -> None:
         """Sources first (a transaction under way ends, or is abandoned after SEND_STOP_SECONDS: never
         committed, so never read), then the Kafka clients together, each bounded: within the stop deadline."""
         await self._stop_sources()
-        await asyncio.gather(*(self._close_producer(p) for p in list(self.producers)))
-
-        async def close(consumer: AIOKafkaConsumer) -> None:
-            try:
-                async with asyncio.timeout(5.0):
-                    await consumer.stop()  # the group's leaves it: another replica takes the sources now
-            except (TimeoutError, KafkaError) as exc:
-                log.warning("closing a state consumer: %r", exc)
-
-        await asyncio.gather(*(close(c) for c in (self.consumer, self.reader) if c is not None))
+        await asyncio.gather(
+            *(self._close_producer(p) for p in list(self.producers)),
+            # the group's consumer leaves it: another replica takes the sources now
+            close_all([self.consumer, self.reader], CLOSE_SECONDS, "ingest state consumers"),
+        )
         await self.client.close()
 
     # --- HTTP side ------------------------------------------------------------------------------
